@@ -1,5 +1,5 @@
-"""The one exception type a user sees as a one-line message (see ``cli.friendly_errors``)."""
+"""Re-export of ``interp.errors.UserError`` for code in ``analyses``, ``probes`` and ``activations``."""
 
+from interp.errors import UserError
 
-class UserError(Exception):
-    """Bad input the user can fix: an unknown model, a malformed file, an impossible option."""
+__all__ = ["UserError"]

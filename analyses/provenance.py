@@ -1,0 +1,50 @@
+"""Provenance records for result files: input hashes, lexicon identity, seed, tool version."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def tool_version() -> str:
+    """Installed version of the ``valuebias`` distribution ("unknown" when not installed)."""
+    try:
+        return importlib.metadata.version("valuebias")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(
+    inputs: Iterable[str | Path] = (),
+    lexicon: Any = None,
+    seed: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A JSON-ready provenance record.
+
+    ``inputs``: files read (each recorded with its sha256); ``lexicon``: a ``Lexicon`` (its
+    ``describe()`` is stored) or a dict; ``extra``: any further settings (JSON-serialisable).
+    """
+    record: dict[str, Any] = {
+        "tool": "valuebias",
+        "tool_version": tool_version(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in inputs],
+        "seed": seed,
+    }
+    if lexicon is not None:
+        record["lexicon"] = lexicon.describe() if hasattr(lexicon, "describe") else dict(lexicon)
+    record.update(extra)
+    return record

@@ -1,0 +1,28 @@
+"""Progress reporting without printing: library code calls a ``Progress``; the CLI draws bars."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """Receives ``start(total, desc)`` once per phase, then ``advance(n)`` as work completes."""
+
+    def start(self, total: int, desc: str) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    """A ``Progress`` that ignores everything (the default in library calls and tests)."""
+
+    def start(self, total: int, desc: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

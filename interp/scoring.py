@@ -1,0 +1,299 @@
+"""Scoring responses: RM rewards, LM log-probs, and the exhaustive vocabulary sweep.
+
+Two routes give the same numbers:
+
+- ``score_full_sequences`` (reference, "naive"): each whole conversation's exact ids, right-padded
+  in batches; the reward is read at each row's last real token. Right padding keeps every real
+  token's position and attention identical to the unpadded sequence.
+- ``PrefixRunner`` (fast): the shared prefix (system + user turn + assistant header) runs once;
+  its key/value cache is broadcast over a batch of candidates and only the per-candidate suffix
+  (response ids + closing ids) runs. Candidates are bucketed by suffix length, so no padding is
+  ever needed. For a one-token response this processes ~3 tokens per candidate instead of ~45.
+
+Rewards are float32 scalars in the RM's own units; log-probs are natural-log probabilities (nats)
+summed over the response's tokens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+import torch
+
+from interp.errors import UserError
+from interp.formatting import ConversationFormat, conversation_format, response_ids
+from interp.loading import LoadedModel
+from interp.progress import NoProgress, Progress
+
+
+class PromptLike(Protocol):
+    """What scoring needs of a prompt (``analyses.prompts.Prompt`` fits)."""
+
+    key: str
+    text: str
+    framing: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Slice ``index`` (1-based) of ``count`` equal slices of the candidate list."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls()
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise UserError(
+                f"--shard {text!r}: expected i/n with whole numbers, e.g. 1/4"
+            ) from None
+        if count < 1 or not 1 <= index <= count:
+            raise UserError(f"--shard {text}: need 1 <= i <= n (shards are numbered from 1)")
+        return cls(index, count)
+
+    def select(self, n: int) -> range:
+        """The half-open index range of this shard among ``n`` candidates (contiguous slices)."""
+        start = (self.index - 1) * n // self.count
+        stop = self.index * n // self.count
+        return range(start, stop)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class Responses:
+    """Responses to score: words (strings), or token ids scored as one-token responses."""
+
+    source: str
+    words: tuple[str, ...] = ()
+    token_ids: tuple[int, ...] = ()
+
+    @property
+    def is_vocab(self) -> bool:
+        return bool(self.token_ids)
+
+    def __len__(self) -> int:
+        return len(self.token_ids) if self.is_vocab else len(self.words)
+
+
+def default_batch_size(loaded: LoadedModel, tokens_per_candidate: int) -> int:
+    """Candidates per forward pass: ~2k tokens per batch on CPU, ~64k on GPU."""
+    budget = 65536 if loaded.device.type == "cuda" else 2048
+    return max(1, budget // max(1, tokens_per_candidate))
+
+
+def _head(loaded: LoadedModel) -> torch.nn.Module:
+    if loaded.kind == "rm":
+        assert loaded.reward_layout is not None
+        return loaded.reward_layout.head(loaded.model)
+    return loaded.model.get_output_embeddings()
+
+
+class PrefixRunner:
+    """Runs a shared prefix once and then any number of suffix batches on top of it.
+
+    ``prefix_ids`` (length P) run with a key/value cache; ``run(suffix)`` takes ``[B, S]`` ids and
+    returns the final-normed hidden states ``[B, S, d_model]`` of the suffix positions, exactly as
+    if each row ``prefix + suffix[b]`` had been run alone.
+    """
+
+    def __init__(self, loaded: LoadedModel, prefix_ids: Sequence[int]) -> None:
+        from transformers import DynamicCache
+
+        self.loaded = loaded
+        self._cache_cls = DynamicCache
+        ids = torch.tensor([list(prefix_ids)], device=loaded.device)
+        with torch.no_grad():
+            # A cache of plain (full) layers, even for sliding-window layers: a sliding layer
+            # would keep only the last `window` prefix tokens and lose the true position offset.
+            out = loaded.backbone(input_ids=ids, cache=DynamicCache(), use_cache=True)
+        cache = out.cache
+        self._kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self.last_hidden = out.last_hidden_state[0, -1]  # [d_model]
+        self.prefix_len = ids.shape[1]
+
+    @torch.no_grad()
+    def run(self, suffix: torch.Tensor) -> torch.Tensor:
+        batch = suffix.shape[0]
+        data = [(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:])) for k, v in self._kv]
+        cache = self._cache_cls(ddp_cache_data=data)
+        out = self.loaded.backbone(
+            input_ids=suffix.to(self.loaded.device), cache=cache, use_cache=True
+        )
+        return out.last_hidden_state
+
+
+def _buckets(suffixes: list[list[int]]) -> dict[int, list[int]]:
+    by_len: dict[int, list[int]] = defaultdict(list)
+    for i, s in enumerate(suffixes):
+        by_len[len(s)].append(i)
+    return by_len
+
+
+@torch.no_grad()
+def score_candidates(
+    loaded: LoadedModel,
+    fmt: ConversationFormat,
+    candidates: Sequence[Sequence[int]],
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Score each candidate response (its token ids) after the prefix, prefix-cached.
+
+    RM: reward at the last token of ``response + suffix``. LM: sum of log p(token) over the
+    response tokens (teacher-forced). Returns float32 ``[len(candidates)]`` on the CPU.
+    """
+    progress = progress or NoProgress()
+    if any(len(c) == 0 for c in candidates):
+        raise UserError("a response has no tokens (empty string?)")
+    runner = PrefixRunner(loaded, fmt.prefix_ids)
+    head = _head(loaded)
+    suffixes = [[*c, *fmt.suffix_ids] for c in candidates]
+    scores = torch.empty(len(candidates), dtype=torch.float32)
+    first_logp = None
+    if loaded.kind == "lm":
+        first_logp = torch.log_softmax(head(runner.last_hidden).float(), dim=-1)
+    for length, members in sorted(_buckets(suffixes).items()):
+        size = batch_size or default_batch_size(loaded, length + 1)
+        for start in range(0, len(members), size):
+            idx = members[start : start + size]
+            ids = torch.tensor([suffixes[i] for i in idx], device=loaded.device)
+            if loaded.kind == "lm" and length == 1:
+                batch_scores = first_logp[ids[:, 0]]
+            else:
+                hidden = runner.run(ids)
+                if loaded.kind == "rm":
+                    batch_scores = head(hidden[:, -1]).float()[:, 0]
+                else:
+                    logp = torch.log_softmax(head(hidden[:, :-1]).float(), dim=-1)
+                    later = logp.gather(-1, ids[:, 1:, None])[..., 0].sum(-1)
+                    batch_scores = first_logp[ids[:, 0]] + later
+            scores[torch.tensor(idx)] = batch_scores.cpu()
+            progress.advance(len(idx))
+    return scores
+
+
+@torch.no_grad()
+def score_full_sequences(
+    loaded: LoadedModel,
+    sequences: Sequence[Sequence[int]],
+    batch_size: int = 16,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Reference RM scorer: whole sequences, right-padded, reward at each row's last real token.
+
+    Returns float32 ``[len(sequences)]``. Used to check the prefix-cached path and as the
+    benchmark's naive baseline.
+    """
+    progress = progress or NoProgress()
+    head = _head(loaded)
+    pad = loaded.tokenizer.pad_token_id
+    out = torch.empty(len(sequences), dtype=torch.float32)
+    for start in range(0, len(sequences), batch_size):
+        chunk = sequences[start : start + batch_size]
+        width = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, seq in enumerate(chunk):
+            ids[row, : len(seq)] = torch.tensor(list(seq))
+            mask[row, : len(seq)] = 1
+        hidden = loaded.backbone(
+            input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device)
+        ).last_hidden_state
+        last = mask.sum(1) - 1
+        picked = hidden[torch.arange(len(chunk)), last.to(loaded.device)]
+        out[start : start + len(chunk)] = head(picked).float()[:, 0].cpu()
+        progress.advance(len(chunk))
+    return out
+
+
+@torch.no_grad()
+def next_token_logprobs(loaded: LoadedModel, prompts: Sequence[str]) -> torch.Tensor:
+    """log p(token | prompt) for every vocabulary token: float32 ``[len(prompts), vocab_size]``.
+
+    Each prompt is formatted as for log-probs (chat template with generation prompt, or the raw
+    prompt for a model without a template) and run on its own (no padding).
+    """
+    if loaded.kind != "lm":
+        raise UserError("next-token log-probs need a model loaded as an LM (--as lm)")
+    head = _head(loaded)
+    rows = []
+    for prompt in prompts:
+        fmt = conversation_format(loaded, prompt)
+        ids = torch.tensor([list(fmt.prefix_ids)], device=loaded.device)
+        hidden = loaded.backbone(input_ids=ids).last_hidden_state[0, -1]
+        rows.append(torch.log_softmax(head(hidden).float(), dim=-1).cpu())
+    return torch.stack(rows)
+
+
+def vocabulary_responses(loaded: LoadedModel, shard: Shard = Shard()) -> Responses:
+    """Every token id the model can emit (this shard's slice), as one-token responses."""
+    n = min(len(loaded.tokenizer), loaded.vocab_size)
+    return Responses(source=f"vocab[{shard}]", token_ids=tuple(shard.select(n)))
+
+
+def score_responses(
+    loaded: LoadedModel,
+    prompts: Sequence[PromptLike],
+    responses: Responses,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Score every (prompt, response) pair: the score table of DESIGN.md plus detail columns.
+
+    Extra columns: ``n_tokens`` (response length in tokens), ``raw_token`` (vocabulary string,
+    vocab sweeps only), ``template`` (formatting mode used).
+    """
+    progress = progress or NoProgress()
+    if len(responses) == 0:
+        raise UserError(f"no responses to score in {responses.source}")
+    tok = loaded.tokenizer
+    frames = []
+    progress.start(len(prompts) * len(responses), f"scoring {loaded.name} ({loaded.kind})")
+    for prompt in prompts:
+        fmt = conversation_format(loaded, prompt.text)
+        if responses.is_vocab:
+            candidates = [[t] for t in responses.token_ids]
+            words = [tok.decode([t]) for t in responses.token_ids]
+            raw = tok.convert_ids_to_tokens(list(responses.token_ids))
+        else:
+            candidates = [response_ids(loaded, fmt, w) for w in responses.words]
+            words = list(responses.words)
+            raw = [None] * len(words)
+        if loaded.kind == "lm" and responses.is_vocab:
+            logp = next_token_logprobs(loaded, [prompt.text])[0]
+            scores = logp[torch.tensor(responses.token_ids)]
+            progress.advance(len(candidates))
+        else:
+            scores = score_candidates(loaded, fmt, candidates, batch_size, progress)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": loaded.name,
+                    "family": loaded.family,
+                    "kind": loaded.kind,
+                    "prompt_key": prompt.key,
+                    "prompt": prompt.text,
+                    "framing": prompt.framing,
+                    "response": words,
+                    "token_id": [c[0] if len(c) == 1 else None for c in candidates],
+                    "score": scores.numpy().astype("float64"),
+                    "n_tokens": [len(c) for c in candidates],
+                    "raw_token": raw,
+                    "template": fmt.mode,
+                }
+            )
+        )
+    progress.close()
+    table = pd.concat(frames, ignore_index=True)
+    table["token_id"] = table["token_id"].astype("Int64")
+    return table
