@@ -110,3 +110,81 @@ def conversation_format(loaded: LoadedModel, prompt: str) -> ConversationFormat:
 def response_ids(loaded: LoadedModel, fmt: ConversationFormat, response: str) -> list[int]:
     """Ids of a response string as it follows the prefix (with the format's lead text)."""
     return list(loaded.tokenizer(fmt.response_lead + response, add_special_tokens=False).input_ids)
+
+
+# ------------------------------------------------------------------ multi-turn exchanges
+ROLES = ("system", "user", "assistant")
+
+
+def _gemma_turns(messages: list[tuple[str, str]]) -> str:
+    """Gemma's turn format; a system message is put in front of the first user turn (as Gemma's
+    own chat template does), separated by a blank line."""
+    system = "\n\n".join(text for role, text in messages if role == "system")
+    parts = []
+    for role, text in messages:
+        if role == "system":
+            continue
+        if role == "user" and system:
+            text, system = f"{system}\n\n{text}", ""
+        name = "model" if role == "assistant" else "user"
+        parts.append(f"<start_of_turn>{name}\n{text}<end_of_turn>\n")
+    return "".join(parts) + "<start_of_turn>model\n"
+
+
+def _plain_turns(messages: list[tuple[str, str]]) -> str:
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    lines = []
+    for i, (role, text) in enumerate(messages):
+        last = i == len(messages) - 1
+        lines.append(f"{names[role]}: {text}" + ("\nAssistant:" if last else "\n"))
+    return "".join(lines)
+
+
+def exchange_format(loaded: LoadedModel, messages: list[tuple[str, str]]) -> ConversationFormat:
+    """Id segments for the next assistant turn after a multi-turn context.
+
+    ``messages`` are ``(role, text)`` pairs with roles ``system``, ``user`` and ``assistant``,
+    ending with a ``user`` turn. The result is used like ``conversation_format``'s: a response
+    goes between ``prefix_ids`` and ``suffix_ids``. For a single user message it equals
+    ``conversation_format(loaded, text)`` in every template mode (tested), so RM training and
+    scoring format conversations the same way. Multi-turn rules: ``chat`` renders the whole
+    context with the tokenizer's template; ``gemma-turns`` writes one Gemma turn per message (a
+    system message is prepended to the first user turn, as Gemma's template does); ``plain``
+    writes ``System:``/``User:``/``Assistant:`` lines. A raw-prompt LM (``kind == "lm"`` without
+    a chat template) accepts only a single user message.
+    """
+    messages = [(str(role), str(text)) for role, text in messages]
+    if not messages or messages[-1][0] != "user":
+        raise ValueError("an exchange must end with a user turn")
+    unknown = sorted({role for role, _ in messages} - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; use {', '.join(ROLES)}")
+    if len(messages) == 1:
+        return conversation_format(loaded, messages[0][1])
+    tok = loaded.tokenizer
+    bos = tokenizer_adds_bos(tok)
+    mode = loaded.template_mode
+    if loaded.kind == "lm" and mode != "chat":
+        raise ValueError("a raw-prompt LM format takes a single user message")
+    if mode == "chat":
+        rendered = tok.apply_chat_template(
+            [{"role": r, "content": t} for r, t in messages]
+            + [{"role": "assistant", "content": _SENTINEL}],
+            tokenize=False,
+        )
+        if rendered.count(_SENTINEL) != 1:
+            raise ValueError("chat template did not render the assistant turn verbatim")
+        prefix, suffix = rendered.split(_SENTINEL)
+        lead = ""
+    elif mode == "gemma-turns":
+        prefix, suffix, lead = _gemma_turns(messages), "<end_of_turn>\n", ""
+    else:
+        prefix, suffix, lead = _plain_turns(messages), "", " "
+    if loaded.kind == "lm":
+        suffix = ""
+    return ConversationFormat(
+        mode=mode,
+        prefix_ids=tuple(encode_text(tok, prefix, leading_bos=bos)),
+        suffix_ids=tuple(encode_text(tok, suffix, leading_bos=False)) if suffix else (),
+        response_lead=lead,
+    )

@@ -48,8 +48,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from analyses.errors import UserError
 from interp.batching import TokenBatch
+from interp.errors import UserError
 from interp.loading import LoadedModel
 
 SITE_KINDS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out", "resid_post")
