@@ -96,8 +96,16 @@ def stage_next_token_logprobs(out_dir: Path, progress: Progress) -> dict:
     return summary
 
 
+def stage_implicit_reward(out_dir: Path, progress: Progress) -> dict:
+    """Implicit reward between the embedded pair, Stage-2 statistics and figures."""
+    from analyses.implicit_reward import demo_stage_statistics
+
+    return demo_stage_statistics(out_dir / "implicit_reward", progress.note)
+
+
 STAGES: dict[str, Stage] = {
     "next-token-logprobs": stage_next_token_logprobs,
+    "implicit-reward": stage_implicit_reward,
 }
 
 

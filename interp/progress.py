@@ -6,7 +6,8 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    """Receives ``start(total, desc)`` once per phase, then ``advance(n)`` as work completes."""
+    """Receives ``start(total, desc)`` once per phase, then ``advance(n)`` as work completes;
+    ``note(message)`` reports a phase without a count (a status line)."""
 
     def start(self, total: int, desc: str) -> None: ...
 
@@ -14,9 +15,14 @@ class Progress(Protocol):
 
     def close(self) -> None: ...
 
+    def note(self, message: str) -> None: ...
+
 
 class NoProgress:
     """A ``Progress`` that ignores everything (the default in library calls and tests)."""
+
+    def note(self, message: str) -> None:
+        pass
 
     def start(self, total: int, desc: str) -> None:
         pass
