@@ -103,9 +103,21 @@ def stage_implicit_reward(out_dir: Path, progress: Progress) -> dict:
     return demo_stage_statistics(out_dir / "implicit_reward", progress.note)
 
 
+def stage_probes(out_dir: Path, progress: Progress) -> dict:
+    """Activations of both embedded models on Big Two words, and layerwise probe curves."""
+    from analyses.probe_demo import demo_stage_probes
+
+    summary = demo_stage_probes(out_dir, progress)
+    summary["headline"] = "\n".join(
+        f"{name}: {info['headline']}" for name, info in summary["models"].items()
+    )
+    return summary
+
+
 STAGES: dict[str, Stage] = {
     "next-token-logprobs": stage_next_token_logprobs,
     "implicit-reward": stage_implicit_reward,
+    "probes": stage_probes,
 }
 
 

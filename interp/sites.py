@@ -33,7 +33,10 @@ norm and the head never run) and apply an optional ``select(site, tensor)`` insi
 the selected slice (for example the last token's vector) is ever kept.
 
 Writing (``edit_sites``) uses plain PyTorch hooks on the same modules: a context manager that
-replaces (or transforms) the site tensors in every forward pass run inside it.
+replaces (or transforms) the site tensors in every forward pass run inside it. Read with the
+``torch`` backend inside ``edit_sites``: nnsight captures a module's output *before* PyTorch
+forward hooks run, so it would report pre-edit values (it refuses to, with a clear error).
+Downstream effects of an edit are seen by every backend.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from interp.batching import TokenBatch
+from interp.batching import TokenBatch, right_pad
 from interp.errors import UserError
 from interp.loading import LoadedModel
 
@@ -298,7 +301,8 @@ def read_sites(
     backend: Backend = "torch",
     select: Select | None = None,
 ) -> dict[Site, torch.Tensor]:
-    """One-off read (builds a ``SiteReader``; reuse a reader for many batches)."""
+    """One-off read (builds a ``SiteReader``; reuse a reader for many batches). The default
+    backend here is ``torch``: nothing to wrap, and it sees ``edit_sites`` edits."""
     return SiteReader(loaded, backend).read(batch, sites, select)
 
 
@@ -366,6 +370,14 @@ def _read_nnsight(
     # The trace body runs interleaved with the forward pass, so values must be requested in
     # execution order (``sites`` is sorted); the tracer stops after the last one.
     points = hook_points(loaded, sites)
+    for site, point in points.items():
+        hooks = _module(loaded.model, point.path)._forward_hooks.values()
+        if point.side == "output" and any(getattr(h, "_valuebias_edit", False) for h in hooks):
+            raise ValueError(
+                f"{site} is being edited (edit_sites); nnsight reads module outputs before "
+                "PyTorch forward hooks run, so it would miss the edit; read with "
+                "backend='torch' inside edit_sites"
+            )
     inputs = batch.model_inputs()
     with wrapped.trace(inputs, use_cache=False) as tracer:
         found = {}.save()
@@ -475,6 +487,7 @@ def edit_sites(loaded: LoadedModel, edits: Mapping[Site, Edit]) -> Iterator[None
         for site, point in points.items():
             module = _module(loaded.model, point.path)
             fn = writer(edits[site], point)
+            fn._valuebias_edit = True  # lets the nnsight reader refuse to read around it
             if point.side == "input":
                 handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
             else:
@@ -496,8 +509,6 @@ def check_sites(loaded: LoadedModel, backend: Backend = "torch", atol: float | N
     resid_pre(l + 1)``, ``resid_pre + attn_out + mlp_out == resid_post`` for every block, and the
     final norm of the last ``resid_post`` equals the backbone's output. Raises ``UserError``.
     """
-    from interp.batching import right_pad
-
     ids = loaded.tokenizer("Site check: a quick brown fox.", add_special_tokens=False).input_ids
     batch = right_pad([ids[:10]], loaded.tokenizer.pad_token_id or 0).to(loaded.device)
     sites = make_sites(SITE_KINDS, range(loaded.n_layers))
