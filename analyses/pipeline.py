@@ -100,7 +100,7 @@ def stage_implicit_reward(out_dir: Path, progress: Progress) -> dict:
     """Implicit reward between the embedded pair, Stage-2 statistics and figures."""
     from analyses.implicit_reward import demo_stage_statistics
 
-    return demo_stage_statistics(out_dir / "implicit_reward", progress.note)
+    return demo_stage_statistics(out_dir / "implicit_reward", progress)
 
 
 def stage_probes(out_dir: Path, progress: Progress) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +24,7 @@ from analyses.stats import (
     write_stage1,
     write_stage2,
 )
-
-Progress = Callable[[str], None]
-
-
-def _noop(_: str) -> None:
-    return None
+from interp.progress import NoProgress, Progress
 
 
 def parse_family_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -107,7 +102,7 @@ def run_stats(
     """
     from analyses import figures as figs
 
-    progress = progress or _noop
+    progress = progress or NoProgress()
     scores_path = Path(scores)
     table = read_score_table(scores_path)
     if models:
@@ -131,7 +126,7 @@ def run_stats(
         scores_provenance=read_provenance(scores_path),
     )
     out = Path(out_dir)
-    progress(f"stage {which} on {table['model'].nunique()} model(s), lexicon {lex.name}")
+    progress.note(f"stage {which} on {table['model'].nunique()} model(s), lexicon {lex.name}")
     if which == 1:
         res1 = stage1(
             table, lex, n_permutations, n_bootstrap, seed, reference_family, provenance=prov

