@@ -139,7 +139,7 @@ def test_empty_response_rejected(tiny_llama_rm):
 def test_prefix_cache_on_embedded_smollm2_rm_head():
     rm = load_model(ModelSpec("smollm2-135m-instruct", kind="rm", random_head_seed=0))
     fmt = conversation_format(rm, "What, in one word, is the greatest thing ever?")
-    candidates = [[t] for t in range(0, 49152, 163)]  # 302 tokens across the vocabulary
+    candidates = [[t] for t in range(0, 49152, 307)]  # 161 tokens across the vocabulary
     cached = score_candidates(rm, fmt, candidates, batch_size=128)
     full = score_full_sequences(rm, [fmt.full_ids(c) for c in candidates], batch_size=32)
     assert cached.std() > 0.1
