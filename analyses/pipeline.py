@@ -114,10 +114,33 @@ def stage_probes(out_dir: Path, progress: Progress) -> dict:
     return summary
 
 
+def stage_training(out_dir: Path, progress: Progress) -> dict:
+    """RMs trained from both embedded models on the same data; durability, value lens, patching."""
+    from analyses.training_demo import demo_stage_training
+
+    summary = demo_stage_training(out_dir, progress)
+    lines = [f"data: {summary['labels_warning'] or summary['data'].get('source')}"]
+    for framing, per_model in summary.get("controlled_comparison", {}).items():
+        for name, gap in per_model.items():
+            lines.append(
+                f"{framing} prompts, {name}: Agency-Communion gap (Cohen's d) base LM "
+                f"{gap['base_lm_logprob_d']:+.2f}, RM step 0 {gap['rm_d_step0']:+.2f}, "
+                f"RM final {gap['rm_d_final']:+.2f}, held-out accuracy {gap['heldout_accuracy_final']:.2f}"
+            )
+    patching = summary.get("patching", {})
+    if patching:
+        lines.append(
+            f"patching {patching['pair']}: largest effect per site {patching['largest_effect_per_site']}"
+        )
+    summary["headline"] = "\n".join(lines)
+    return summary
+
+
 STAGES: dict[str, Stage] = {
     "next-token-logprobs": stage_next_token_logprobs,
     "implicit-reward": stage_implicit_reward,
     "probes": stage_probes,
+    "rm-training": stage_training,
 }
 
 

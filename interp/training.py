@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -46,9 +47,10 @@ from interp.errors import UserError
 from interp.formatting import exchange_format, response_ids
 from interp.loading import LoadedModel, ModelSpec, fingerprint, load_model
 from interp.progress import NoProgress, Progress
+from interp.spans import forward_span
 
 METHODS = ("lora", "full", "last-k")
-SAVE_MODES = ("all", "ends", "none")
+SAVE_MODES = ("all", "ends", "final", "none")
 CHECKPOINT_META = "valuebias_checkpoint.json"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -218,6 +220,13 @@ class EncodedPairs:
     def __len__(self) -> int:
         return len(self.chosen)
 
+    def digest(self) -> str:
+        """sha256 of every kept pair's token ids (what the model was trained and tested on)."""
+        h = hashlib.sha256()
+        for c, r in zip(self.chosen, self.rejected):
+            h.update(json.dumps([c, r]).encode())
+        return h.hexdigest()
+
 
 def _truncate(
     prefix: Sequence[int], response: Sequence[int], suffix: Sequence[int], max_length: int, bos
@@ -291,6 +300,55 @@ def rewards(loaded: LoadedModel, sequences: Sequence[Sequence[int]]) -> torch.Te
     return loaded.reward_layout.head(loaded.model)(last).float()[:, 0]
 
 
+class FrozenTrunk:
+    """Cached ``resid_pre`` of block ``start`` for every sequence, for ``last-k`` training.
+
+    Blocks below ``start`` are frozen, so their output never changes during training: it is
+    computed once (batched, right-padded, no gradients) and each training or evaluation step runs
+    only blocks ``start ..``, the final norm and the head. Tensors are ``[length, d_model]``.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        sequences: Sequence[Sequence[int]],
+        start: int,
+        batch_size: int,
+        progress: Progress,
+    ) -> None:
+        self.loaded = loaded
+        self.start = start
+        self.hidden: list[torch.Tensor] = []
+        pad = loaded.tokenizer.pad_token_id
+        progress.start(len(sequences), f"frozen blocks 0-{start - 1}: caching their output")
+        with torch.no_grad():
+            for s in range(0, len(sequences), batch_size):
+                batch = right_pad(sequences[s : s + batch_size], pad).to(loaded.device)
+                out = forward_span(loaded.backbone, 0, start, **batch.model_inputs())
+                for row, length in enumerate(batch.lengths.tolist()):
+                    self.hidden.append(out[row, :length].clone())
+                progress.advance(batch.size)
+        progress.close()
+
+    def rewards(self, indices: Sequence[int]) -> torch.Tensor:
+        """Rewards ``[len(indices)]`` of the cached sequences (differentiable in the top blocks)."""
+        loaded = self.loaded
+        parts = [self.hidden[i] for i in indices]
+        lengths = torch.tensor([len(p) for p in parts], device=loaded.device)
+        width = int(lengths.max())
+        hidden = parts[0].new_zeros((len(parts), width, parts[0].shape[-1]))
+        mask = torch.zeros((len(parts), width), dtype=torch.long, device=loaded.device)
+        for row, p in enumerate(parts):
+            hidden[row, : len(p)] = p
+            mask[row, : len(p)] = 1
+        final = forward_span(
+            loaded.backbone, self.start, loaded.n_layers, hidden=hidden, attention_mask=mask
+        )
+        last = final[torch.arange(len(parts), device=loaded.device), lengths - 1]
+        head = loaded.reward_layout.head(loaded.model)
+        return head(loaded.backbone.norm(last)).float()[:, 0]
+
+
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     """Mean of ``-logsigmoid(r_chosen - r_rejected)`` (nats per pair)."""
     return -F.logsigmoid(r_chosen - r_rejected).mean()
@@ -306,22 +364,50 @@ class PairwiseEval:
     n_pairs: int
 
 
+PairRewards = Callable[[Sequence[int]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def pair_reward_fn(
+    loaded: LoadedModel, encoded: EncodedPairs, trunk: FrozenTrunk | None = None
+) -> PairRewards:
+    """``f(pair indices) -> (r_chosen, r_rejected)``: one forward pass over both sides.
+
+    With a ``FrozenTrunk`` (built over ``encoded.chosen + encoded.rejected``) only the top
+    blocks run.
+    """
+    n = len(encoded)
+
+    def f(indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = [int(i) for i in indices]
+        if trunk is not None:
+            r = trunk.rewards(indices + [n + i for i in indices])
+        else:
+            seqs = [encoded.chosen[i] for i in indices] + [encoded.rejected[i] for i in indices]
+            r = rewards(loaded, seqs)
+        return r[: len(indices)], r[len(indices) :]
+
+    return f
+
+
 @torch.no_grad()
 def evaluate_pairs(
-    loaded: LoadedModel, encoded: EncodedPairs, indices: Sequence[int], batch_size: int = 16
+    loaded: LoadedModel,
+    encoded: EncodedPairs,
+    indices: Sequence[int],
+    batch_size: int = 16,
+    reward_fn: PairRewards | None = None,
 ) -> PairwiseEval:
     """Pairwise accuracy, loss and margin of the model on the pairs ``indices`` of ``encoded``."""
     indices = list(indices)
     if not indices:
         return PairwiseEval(math.nan, math.nan, math.nan, 0)
+    reward_fn = reward_fn or pair_reward_fn(loaded, encoded)
     was_training = loaded.model.training
     loaded.model.eval()
     margins = []
     for start in range(0, len(indices), batch_size):
-        idx = indices[start : start + batch_size]
-        seqs = [encoded.chosen[i] for i in idx] + [encoded.rejected[i] for i in idx]
-        r = rewards(loaded, seqs)
-        margins.append((r[: len(idx)] - r[len(idx) :]).cpu())
+        r_c, r_r = reward_fn(indices[start : start + batch_size])
+        margins.append((r_c - r_r).cpu())
     loaded.model.train(was_training)
     m = torch.cat(margins).double()
     acc = float(((m > 0).double() + 0.5 * (m == 0).double()).mean())
@@ -450,6 +536,16 @@ def train_reward_model(
         raise UserError(f"only {len(encoded)} usable preference pair(s); need at least 2")
     train_idx, eval_idx = split_indices(len(encoded), config.eval_fraction, config.seed)
     params = _trainable(loaded, config)
+    trunk = None
+    if config.method == "last-k" and loaded.n_layers - config.train_last > 0:
+        trunk = FrozenTrunk(
+            loaded,
+            list(encoded.chosen) + list(encoded.rejected),
+            loaded.n_layers - config.train_last,
+            config.eval_batch_size,
+            progress,
+        )
+    reward_fn = pair_reward_fn(loaded, encoded, trunk)
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -468,6 +564,7 @@ def train_reward_model(
             "n_pairs_used": len(encoded),
             "n_truncated": encoded.n_truncated,
             "n_dropped_identical_after_truncation": encoded.n_dropped_identical,
+            "ids_sha256": encoded.digest(),
             "truncation": "context keeps its last max_length//2 tokens (and BOS); responses are "
             "cut at the end; the closing ids are always kept",
         },
@@ -477,6 +574,7 @@ def train_reward_model(
         "loss": "Bradley-Terry: mean -logsigmoid(r_chosen - r_rejected)",
         "optimiser": f"AdamW(lr={config.lr}, weight_decay={config.weight_decay}), "
         f"linear warm-up over {warmup} steps then constant, grad-norm clip {config.max_grad_norm}",
+        "frozen_trunk_cache": trunk is not None,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
     }
@@ -493,9 +591,12 @@ def train_reward_model(
     t0 = time.perf_counter()
 
     def make_checkpoint(step: int) -> None:
-        result = evaluate_pairs(loaded, encoded, eval_idx, config.eval_batch_size)
+        result = evaluate_pairs(loaded, encoded, eval_idx, config.eval_batch_size, reward_fn)
         ends = step in (0, total_steps)
-        save = config.save_checkpoints == "all" or (config.save_checkpoints == "ends" and ends)
+        mode = config.save_checkpoints
+        save = (
+            mode == "all" or (mode == "ends" and ends) or (mode == "final" and step == total_steps)
+        )
         path = out_dir / f"checkpoint-{step:05d}" if save else None
         ckpt = Checkpoint(
             step=step,
@@ -533,9 +634,7 @@ def train_reward_model(
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
             loaded.model.train()
-            seqs = [encoded.chosen[i] for i in idx] + [encoded.rejected[i] for i in idx]
-            r = rewards(loaded, seqs)
-            r_c, r_r = r[: len(idx)], r[len(idx) :]
+            r_c, r_r = reward_fn(idx)
             loss = bradley_terry_loss(r_c, r_r)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
