@@ -86,6 +86,33 @@ as_option = click.option(
 )
 
 
+def option_group(*options):
+    """One decorator applying ``options`` in the order given (first = first in ``--help``)."""
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+prompt_keys_option = click.option(
+    "--prompt-keys", default=None, help="Comma-separated prompt keys to keep."
+)
+revision_option = click.option("--revision", default=None, help="Model revision (HF ids).")
+seed_option = click.option("--seed", type=int, default=0, show_default=True)
+bootstrap_option = click.option("--bootstrap", type=int, default=2000, show_default=True)
+permutations_option = click.option("--permutations", type=int, default=10_000, show_default=True)
+no_figures_option = click.option("--no-figures", is_flag=True)
+stats_options = option_group(seed_option, permutations_option, bootstrap_option)
+
+
+def _prompt_keys(text: str | None) -> tuple[str, ...] | None:
+    """``--prompt-keys`` as a tuple of keys (None when not given)."""
+    return tuple(k.strip() for k in text.split(",")) if text else None
+
+
 # ---------------------------------------------------------------- models and scoring (issue 2)
 @main.group()
 def models() -> None:
@@ -129,7 +156,7 @@ def models_fetch(name: str) -> None:
     show_default=True,
     help="Built-in set (paper54: the paper's 54 prompts) or a YAML/JSON/text file.",
 )
-@click.option("--prompt-keys", default=None, help="Comma-separated prompt keys to keep.")
+@prompt_keys_option
 @click.option(
     "--responses",
     required=True,
@@ -141,7 +168,7 @@ def models_fetch(name: str) -> None:
 @click.option(
     "--dtype", default=None, help="float32 | bfloat16 | float16 [float32 CPU, bfloat16 GPU]."
 )
-@click.option("--revision", default=None, help="Model revision (HF ids).")
+@revision_option
 @click.option("--shard", default=None, help="Score slice i/n of the responses (1-based), e.g. 2/8.")
 @click.option(
     "--random-head",
@@ -172,7 +199,7 @@ def score(
     if batch_size is not None and batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     spec = ModelSpec(model_name, kind, revision, dtype, device, random_head)
-    keys = tuple(k.strip() for k in prompt_keys.split(",")) if prompt_keys else None
+    keys = _prompt_keys(prompt_keys)
     path = score_to_file(
         spec, prompts, responses, out, keys, batch_size, Shard.parse(shard), TqdmProgress()
     )
@@ -274,15 +301,13 @@ def import_scores(files, out, family) -> None:
     show_default=True,
     help="1: reward models (families); 2: LM log-probs (models). auto: by score kind.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--permutations", type=int, default=10_000, show_default=True)
-@click.option("--bootstrap", type=int, default=2000, show_default=True)
+@stats_options
 @click.option("--no-pronouns", is_flag=True, help="Drop the Big Two pronoun entries.")
 @click.option(
     "--reference-family", help="Family subtracted in differences (default: first by name)."
 )
 @click.option("--model", "models", multiple=True, help="Keep only these models (repeatable).")
-@click.option("--no-figures", is_flag=True)
+@no_figures_option
 @friendly_errors
 def stats(
     scores,
@@ -336,11 +361,9 @@ def stats(
     "--categories", default="Agency,Communion", show_default=True, help="Two categories: A,B."
 )
 @click.option("--top-k", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--permutations", type=int, default=10_000, show_default=True)
-@click.option("--bootstrap", type=int, default=2000, show_default=True)
+@stats_options
 @click.option("--device", help="cpu, cuda, ... (default: automatic).")
-@click.option("--no-figures", is_flag=True)
+@no_figures_option
 @friendly_errors
 def implicit_reward(
     model_1,
@@ -387,7 +410,7 @@ def implicit_reward(
 @model_option
 @as_option
 @click.option("--prompts", default="paper54", show_default=True, help="Prompt set or file.")
-@click.option("--prompt-keys", default=None, help="Comma-separated prompt keys to keep.")
+@prompt_keys_option
 @click.option(
     "--responses",
     required=True,
@@ -418,7 +441,7 @@ def implicit_reward(
 @click.option("--overwrite", is_flag=True, help="Replace OUT instead of resuming it.")
 @click.option("--device", default=None, help="cpu, cuda, ... [auto].")
 @click.option("--dtype", default=None, help="Compute dtype [float32 CPU, bfloat16 GPU].")
-@click.option("--revision", default=None, help="Model revision (HF ids).")
+@revision_option
 @click.option("--random-head", type=int, default=None, help="With --as rm: seeded random head.")
 @friendly_errors
 def cache_activations_cmd(
@@ -445,7 +468,7 @@ def cache_activations_cmd(
     from interp.loading import ModelSpec
 
     spec = ModelSpec(model_name, kind, revision, dtype, device, random_head)
-    keys = tuple(k.strip() for k in prompt_keys.split(",")) if prompt_keys else None
+    keys = _prompt_keys(prompt_keys)
     result = run_cache_activations(
         spec,
         prompts,
@@ -491,10 +514,10 @@ def inspect_cmd(acts: Path, as_json: bool) -> None:
 @click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse L2 strength.")
 @click.option("--bootstrap", type=int, default=1000, show_default=True, help="Word resamples.")
 @click.option("--controls", type=int, default=1, show_default=True, help="Shuffled-label runs.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--embed-layer", type=int, default=None, help="Layer for the UMAP/PCA plot [best].")
 @click.option("--allow-incomplete", is_flag=True, help="Probe the done items of a partial store.")
-@click.option("--no-figures", is_flag=True)
+@no_figures_option
 @friendly_errors
 def train_probes_cmd(
     acts,
@@ -540,7 +563,7 @@ def train_probes_cmd(
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="[DIR_B/compare_with_A]")
 @click.option("--acts-a", type=click.Path(path_type=Path), default=None, help="Moved store of A.")
 @click.option("--acts-b", type=click.Path(path_type=Path), default=None, help="Moved store of B.")
-@click.option("--no-figures", is_flag=True)
+@no_figures_option
 @friendly_errors
 def compare_probes_cmd(dir_a, dir_b, out, acts_a, acts_b, no_figures) -> None:
     """Per-layer direction cosines, transfer accuracy and RM score-head alignment of A and B."""
@@ -604,8 +627,8 @@ def compare_probes_cmd(dir_a, dir_b, out, acts_a, acts_b, no_figures) -> None:
     help="Durability: score these words (lexicon or word CSV with categories) at every checkpoint.",
 )
 @click.option("--prompts", default="paper54", show_default=True, help="Prompts for durability.")
-@click.option("--prompt-keys", default=None, help="Comma-separated prompt keys to keep.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@prompt_keys_option
+@seed_option
 @click.option("--device", default=None, help="cpu, cuda ... [auto].")
 @friendly_errors
 def train_rm(
@@ -659,7 +682,7 @@ def train_rm(
         max_pairs=max_pairs,
         device=device,
     )
-    keys = tuple(k.strip() for k in prompt_keys.split(",")) if prompt_keys else None
+    keys = _prompt_keys(prompt_keys)
     summary = run_train_rm(base, data, out, config, lexicon, prompts, keys, progress=TqdmProgress())
     say(
         f"data: {summary['data']['n_pairs']} pairs from {summary['data']['source']}; "
@@ -670,34 +693,30 @@ def train_rm(
     click.echo(f"checkpoints and records: {out}")
 
 
-def _patch_common(func):
-    options = [
-        click.option(
-            "--prompts",
-            default="paper54",
-            show_default=True,
-            help="Built-in set (paper54) or a YAML/JSON/text file.",
-        ),
-        click.option("--prompt-keys", default=None, help="Comma-separated prompt keys to keep."),
-        click.option(
-            "--responses",
-            required=True,
-            help="Words with categories: a lexicon (e.g. big2) or a CSV response,category.",
-        ),
-        click.option(
-            "--gap",
-            default="Agency,Communion",
-            show_default=True,
-            help="The two categories A,B of the gap A - B.",
-        ),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True),
-        click.option("--bootstrap", type=int, default=2000, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default=None, help="cpu, cuda ... [auto]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+_patch_common = option_group(
+    click.option(
+        "--prompts",
+        default="paper54",
+        show_default=True,
+        help="Built-in set (paper54) or a YAML/JSON/text file.",
+    ),
+    prompt_keys_option,
+    click.option(
+        "--responses",
+        required=True,
+        help="Words with categories: a lexicon (e.g. big2) or a CSV response,category.",
+    ),
+    click.option(
+        "--gap",
+        default="Agency,Communion",
+        show_default=True,
+        help="The two categories A,B of the gap A - B.",
+    ),
+    click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True),
+    bootstrap_option,
+    seed_option,
+    click.option("--device", default=None, help="cpu, cuda ... [auto]."),
+)
 
 
 def _gap_pair(text: str) -> tuple[str, str]:
@@ -735,7 +754,7 @@ def _gap_pair(text: str) -> tuple[str, str]:
     default=None,
     help="Patches stacked in one forward pass [1 on CPU, 4 on GPU].",
 )
-@click.option("--permutations", type=int, default=10_000, show_default=True)
+@permutations_option
 @click.option(
     "--probes",
     type=click.Path(exists=True, path_type=Path),
@@ -785,7 +804,7 @@ def patch(
         seed=seed,
         device=device,
     )
-    keys = tuple(k.strip() for k in prompt_keys.split(",")) if prompt_keys else None
+    keys = _prompt_keys(prompt_keys)
     summary = run_patch(
         base,
         rm_name,
@@ -823,7 +842,7 @@ def value_lens_cmd(
     """Reward the RM would give after each block (and the base model read by the same head)."""
     from analyses.patching import run_value_lens
 
-    keys = tuple(k.strip() for k in prompt_keys.split(",")) if prompt_keys else None
+    keys = _prompt_keys(prompt_keys)
     summary = run_value_lens(
         rm_name, base, prompts, responses, out, _gap_pair(gap), bootstrap, seed, keys, device
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from activations.cache import CacheResult, CacheSettings, cache_activations
 from activations.items import UNLABELLED, ResponseWords, plan_items
@@ -52,7 +53,11 @@ def cache_for_model(
     prompt_keys: tuple[str, ...] | None = None,
     progress: Progress | None = None,
 ) -> CacheResult:
-    """Cache activations of an already loaded model (see ``run_cache_activations``)."""
+    """Cache ``sites`` x ``layers`` at ``positions`` of a loaded model for every (prompt, word).
+
+    ``sites``: comma-separated kinds (``resid_post,attn_out``) or canonical names; ``layers``:
+    ``all``, ``0,5,10`` or ``0:30:2``. See ``activations.cache`` for resume and settings checks.
+    """
     settings = CacheSettings(
         sites=parse_sites(sites, layers, loaded.n_layers),
         positions=positions,
@@ -64,39 +69,6 @@ def cache_for_model(
     return cache_activations(loaded, plan, settings, out, overwrite=overwrite, progress=progress)
 
 
-def run_cache_activations(
-    spec: ModelSpec,
-    prompts: str,
-    responses: str,
-    out: str | Path,
-    sites: str = "resid_post",
-    layers: str = "all",
-    positions: str = "last",
-    store_dtype: str = "float16",
-    backend: str = "nnsight",
-    batch_size: int | None = None,
-    overwrite: bool = False,
-    prompt_keys: tuple[str, ...] | None = None,
-    progress: Progress | None = None,
-) -> CacheResult:
-    """Load ``spec`` and cache ``sites`` x ``layers`` at ``positions`` for every (prompt, word).
-
-    ``sites``: comma-separated kinds (``resid_post,attn_out``) or canonical names; ``layers``:
-    ``all``, ``0,5,10`` or ``0:30:2``. See ``activations.cache`` for resume and settings checks.
-    """
-    loaded = load_model(spec)
-    return cache_for_model(
-        loaded,
-        prompts,
-        responses,
-        out,
-        sites=sites,
-        layers=layers,
-        positions=positions,
-        store_dtype=store_dtype,
-        backend=backend,
-        batch_size=batch_size,
-        overwrite=overwrite,
-        prompt_keys=prompt_keys,
-        progress=progress,
-    )
+def run_cache_activations(spec: ModelSpec, *args: Any, **kwargs: Any) -> CacheResult:
+    """Load ``spec``, then ``cache_for_model`` with the same further arguments and defaults."""
+    return cache_for_model(load_model(spec), *args, **kwargs)

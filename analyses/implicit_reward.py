@@ -21,7 +21,6 @@ answers after a newline, ``"Love"``; a pretrained model continues the raw prompt
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,7 @@ import pandas as pd
 
 from analyses.errors import UserError
 from analyses.lexicons import Lexicon
-from analyses.provenance import provenance
+from analyses.provenance import json_safe, provenance
 from analyses.stats_tests import bonferroni, bootstrap_ci, cohens_d, permutation_welch_test
 from interp.progress import NoProgress, Progress
 
@@ -431,18 +430,6 @@ class ImplicitRewardRun:
         return "\n".join(lines)
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def run_implicit_reward(
     model_1: str,
     model_2: str,
@@ -603,7 +590,7 @@ def run_implicit_reward(
             title=f"Median rank of lexicon words by log-prob: {m1.name} (left) | {m2.name} (right)",
         )  # fmt: skip
 
-    summary = _clean(
+    summary = json_safe(
         {
             "model_1": m1.name,
             "model_2": m2.name,

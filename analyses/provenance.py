@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def tool_version() -> str:
@@ -48,3 +51,16 @@ def provenance(
         record["lexicon"] = lexicon.describe() if hasattr(lexicon, "describe") else dict(lexicon)
     record.update(extra)
     return record
+
+
+def json_safe(obj: Any) -> Any:
+    """Make a value JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

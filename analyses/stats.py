@@ -41,6 +41,7 @@ from scipy import stats as sps
 
 from analyses.errors import UserError
 from analyses.lexicons import Lexicon
+from analyses.provenance import json_safe
 from analyses.ranking import categorised_scores, check_complete_design, median_ranks
 from analyses.stats_tests import (
     benjamini_hochberg,
@@ -156,13 +157,13 @@ class Stage1Result:
             "stage": 1,
             "lexicon": self.lexicon,
             "families": list(self.families),
-            "cells": [_clean(asdict(c)) for c in self.cells],
-            "differences": [_clean(asdict(d)) for d in self.differences],
-            "mixed_model": [_clean(asdict(t)) for t in mm.terms] if mm else [],
+            "cells": _records(self.cells),
+            "differences": _records(self.differences),
+            "mixed_model": _records(mm.terms) if mm else [],
             "mixed_model_info": (
-                _clean({k: v for k, v in asdict(mm).items() if k != "terms"}) if mm else None
+                json_safe({k: v for k, v in asdict(mm).items() if k != "terms"}) if mm else None
             ),
-            "panels": [_clean(asdict(p)) for p in self.panels],
+            "panels": _records(self.panels),
             "provenance": self.provenance,
         }
 
@@ -217,8 +218,8 @@ class Stage2Result:
             "stage": 2,
             "lexicon": self.lexicon,
             "models": list(self.models),
-            "anova": [_clean(asdict(a)) for a in self.anova],
-            "posthoc": [_clean(asdict(p)) for p in self.posthoc],
+            "anova": _records(self.anova),
+            "posthoc": _records(self.posthoc),
             "provenance": self.provenance,
         }
 
@@ -237,17 +238,9 @@ class Agreement:
     spearman_p: float
 
 
-def _clean(obj: Any) -> Any:
-    """Make a value JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+def _records(items: Any) -> list[Any]:
+    """Dataclass instances as JSON-safe dicts (for ``summary()``)."""
+    return [json_safe(asdict(item)) for item in items]
 
 
 # ---------------------------------------------------------------------- stage 1

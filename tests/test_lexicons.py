@@ -25,6 +25,7 @@ from analyses.lexicons import (
     show_lexicon,
     single_token_words,
 )
+from interp.progress import NoProgress
 
 BIG2_A_PRONOUNS_AGENCY = {"you", "you'*", "your", "yours", "yourself"}
 BIG2_A_PRONOUNS_COMMUNION = {"we", "us", "our", "ours"}
@@ -462,20 +463,11 @@ def test_product_code_does_not_read_shared():
             assert "shared/" not in path.read_text(), name
 
 
-class _Notes:
+class _Notes(NoProgress):
     """A Progress that keeps its note lines."""
 
     def __init__(self, notes: list[str]) -> None:
         self.notes = notes
-
-    def start(self, total: int, desc: str) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def note(self, message: str) -> None:
         self.notes.append(message)

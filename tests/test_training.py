@@ -153,11 +153,9 @@ def test_default_data_is_verified(tmp_path, monkeypatch):
         pdata.fetch_default_data(download=fake_download)
 
 
-def test_default_data_when_cached():
-    path = pdata.preference_cache_dir() / "llamafactory-0.9.5-dpo_en_demo.json"
-    if not path.exists():
-        pytest.skip("the embedded default preference data is not cached on this machine")
-    data = load_preference_data("default")
+@pytest.mark.embedded
+def test_default_data_fetched_from_pypi():
+    data = load_preference_data("default")  # fetched from the PyPI sdist on first use
     assert len(data) == 300
     assert "AI-judged" in data.record["labels"]
     assert data.record["sha256"] == pdata.LLAMAFACTORY_SHA256
