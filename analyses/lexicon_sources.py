@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from analyses.errors import UserError
 from analyses.lexicons import Lexicon, parse_lexicon_text, sniff_format
+from interp.downloads import pip_download
 from interp.progress import NoProgress, Progress
 
 OSF_TIMEOUT_S = 8.0
@@ -202,22 +202,6 @@ def http_get(url: str, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "valuebias-lexicon-fetch"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed https URLs)
         return resp.read()
-
-
-def pip_download(requirement: str, dest: Path, extra_args: tuple[str, ...] = ()) -> Path:
-    """``pip download --no-deps`` one wheel into ``dest``; returns the wheel path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest)]
-    result = subprocess.run(
-        [*cmd, *extra_args, requirement], capture_output=True, text=True, timeout=600
-    )
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise OSError(f"pip download {requirement} failed: {tail[0]}")
-    dist = requirement.split("==")[0].replace("-", "_").lower()
-    found = sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(dist + "-"))
-    if not found:
-        raise OSError(f"pip download {requirement} produced no wheel in {dest}")
-    return found[0]
 
 
 # ---------------------------------------------------------------- fetch steps

