@@ -13,14 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test test-unit lint bench
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python cli.py demo --out demo-out
 
+# every tier (unit, embedded, slow): what CI runs
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the unit tier only (tiny random models, about a minute)
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not embedded and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -18,8 +18,6 @@ responses) is refused with a message naming what differs; ``overwrite=True`` rep
 
 from __future__ import annotations
 
-import datetime as _dt
-import importlib.metadata
 import json
 import time
 from dataclasses import dataclass
@@ -30,70 +28,28 @@ import numpy as np
 import torch
 
 from activations.items import ItemPlan
-from activations.positions import POSITIONS, PositionPicker
+from activations.manifest import CacheSettings, build_manifest, settings_differences
+from activations.positions import PositionPicker
 from activations.store import (
     FORMAT,
     FORMAT_VERSION,
     INT_COLUMNS,
-    STORE_DTYPES,
     STRING_COLUMNS,
     check_structure,
     open_h5,
     read_manifest,
 )
 from interp.batching import right_pad
+from interp.budget import rows_per_pass
 from interp.errors import UserError
-from interp.loading import LoadedModel, tokenizer_digest
+from interp.models.loading import LoadedModel
+from interp.models.readout import score_direction
 from interp.progress import NoProgress, Progress
-from interp.readout import score_direction
-from interp.sites import BACKENDS, Site, SiteReader, check_sites
+from interp.provenance import utc_now
+from interp.sites import Site, SiteReader, check_sites
 
 CHUNK_BYTES = 256 * 1024
 TOKEN_BLOCK = 4096
-
-# settings key -> how a message names it
-SETTING_NAMES = {
-    "model_fingerprint": "model (weights, config, tokenizer or kind)",
-    "kind": "--as (rm or lm)",
-    "compute_dtype": "--dtype (compute dtype)",
-    "revision": "--revision",
-    "tokenizer_hash": "tokenizer or chat template",
-    "template": "conversation template",
-    "sites": "--sites/--layers",
-    "positions": "--positions",
-    "store_dtype": "--store-dtype",
-    "backend": "--backend",
-    "batch_size": "--batch-size",
-    "prompts_digest": "--prompts",
-    "responses_digest": "--responses",
-    "items_digest": "formatted items (token ids)",
-}
-
-
-@dataclass(frozen=True)
-class CacheSettings:
-    """What to store. ``batch_size`` None: the file's on resume, else a token-budget default."""
-
-    sites: tuple[Site, ...]
-    positions: str = "last"
-    store_dtype: str = "float16"
-    backend: str = "nnsight"
-    batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.positions not in POSITIONS:
-            raise UserError(f"--positions {self.positions!r}: use {', '.join(POSITIONS)}")
-        if self.store_dtype not in STORE_DTYPES:
-            raise UserError(
-                f"--store-dtype {self.store_dtype!r}: use {' or '.join(STORE_DTYPES)} "
-                "(HDF5 has no bfloat16)"
-            )
-        if self.backend not in BACKENDS:
-            raise UserError(f"--backend {self.backend!r}: use {', '.join(BACKENDS)}")
-        if not self.sites:
-            raise UserError("no sites to cache")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UserError("--batch-size must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -118,97 +74,10 @@ class CacheResult:
         )
 
 
-def tool_version() -> str:
-    try:
-        return importlib.metadata.version("valuebias")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def default_batch_size(loaded: LoadedModel, plan: ItemPlan) -> int:
-    """Items per forward pass: ~2k tokens per batch on CPU, ~32k on GPU."""
-    budget = 32768 if loaded.device.type == "cuda" else 2048
+    """Items per forward pass from the suite's token budget (``interp.budget``)."""
     longest = int(plan.lengths().max())
-    return max(1, min(plan.n_items, budget // max(1, longest)))
-
-
-def build_manifest(
-    loaded: LoadedModel, plan: ItemPlan, settings: CacheSettings, batch_size: int
-) -> dict:
-    """The manifest (see ``activations.store``); ``settings`` holds what a resume must match."""
-    lengths = plan.lengths()
-    n_rows = int(lengths.sum()) if settings.positions == "all" else plan.n_items
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "tool_version": tool_version(),
-        "created_utc": _now(),
-        "model": {
-            **loaded.provenance(),
-            "tokenizer_hash": tokenizer_digest(loaded.tokenizer),
-            "n_layers": loaded.n_layers,
-            "d_model": loaded.d_model,
-            "device": str(loaded.device),
-        },
-        "settings": {
-            "model_fingerprint": loaded.fingerprint,
-            "kind": loaded.kind,
-            "compute_dtype": str(loaded.dtype).removeprefix("torch."),
-            "revision": loaded.spec.revision,
-            "tokenizer_hash": tokenizer_digest(loaded.tokenizer),
-            "template": plan.template,
-            "sites": [s.name for s in sorted(settings.sites, key=lambda s: s.order)],
-            "positions": settings.positions,
-            "store_dtype": settings.store_dtype,
-            "backend": settings.backend,
-            "batch_size": batch_size,
-            "prompts_digest": plan.prompts_identity()["digest"],
-            "responses_digest": plan.responses_identity()["digest"],
-            "items_digest": plan.digest(),
-        },
-        "prompts": plan.prompts_identity(),
-        "responses": plan.responses_identity(),
-        "n_items": plan.n_items,
-        "n_rows": n_rows,
-        "d_model": loaded.d_model,
-        "n_layers": loaded.n_layers,
-        "layout": "ragged token rows (offsets)" if settings.positions == "all" else "one row/item",
-    }
-
-
-def describe_sites(names: list[str]) -> str:
-    """Compact ``kind@layers`` text, e.g. ``resid_post@0-29, attn_out@0,5``."""
-    by_kind: dict[str, list[int]] = {}
-    for site in (Site.parse(n) for n in names):
-        by_kind.setdefault(site.kind, []).append(site.layer)
-    parts = []
-    for kind, layers in by_kind.items():
-        layers = sorted(layers)
-        contiguous = layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 2
-        text = f"{layers[0]}-{layers[-1]}" if contiguous else ",".join(map(str, layers))
-        parts.append(f"{kind}@{text}")
-    return ", ".join(parts)
-
-
-def _describe(key: str, value) -> str:
-    if key == "sites" and isinstance(value, list):
-        return describe_sites(value)
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def settings_differences(old: dict, new: dict) -> list[str]:
-    """Human-readable ``name (file: x, now: y)`` for every setting that differs."""
-    out = []
-    for key, label in SETTING_NAMES.items():
-        if old.get(key) != new.get(key):
-            old_text, new_text = _describe(key, old.get(key)), _describe(key, new.get(key))
-            out.append(f"{label} (file: {old_text}, now: {new_text})")
-    return out
+    return min(plan.n_items, rows_per_pass(loaded.device, longest))
 
 
 def _chunk_rows(n_rows: int, d_model: int, itemsize: int) -> int:
@@ -398,7 +267,7 @@ def cache_activations(
                 commit()
         complete = bool(f["done"][:].all())
         f.attrs["complete"] = complete
-        f.attrs["updated_utc"] = _now()
+        f.attrs["updated_utc"] = utc_now()
     progress.close()
     return CacheResult(
         path=out,

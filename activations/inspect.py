@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from activations.cache import describe_sites
 from activations.store import ActivationStore
+from interp.sites import describe_sites
 
 SCAN_ROWS = 8192
 

@@ -1,6 +1,6 @@
 """Items to cache: (prompt, response) pairs, with category labels and the word as the CV group.
 
-Words and their categories arrive resolved (``analyses.responses`` reads lexicons and word files);
+Words and their categories arrive resolved (``analyses.inputs.responses`` reads lexicons and word files);
 a word in several categories is labelled with the categories joined by ``|``, an unlabelled word
 with ``""``.
 
@@ -16,23 +16,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from interp.errors import UserError
 from interp.formatting import ConversationFormat, conversation_format, response_ids
-from interp.loading import LoadedModel
+from interp.models.loading import LoadedModel
+from interp.prompts import Prompt
 
 UNLABELLED = ""
-
-
-class PromptLike(Protocol):
-    """A user turn (``analyses.prompts.Prompt`` fits): a key, its text and its framing."""
-
-    key: str
-    text: str
-    framing: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ class ItemPlan:
     ``w`` as a response. ``template`` is the formatting mode used (``chat``, ``gemma-turns``, ...).
     """
 
-    prompts: tuple[PromptLike, ...]
+    prompts: tuple[Prompt, ...]
     responses: ResponseWords
     prefix: tuple[tuple[int, ...], ...]
     suffix: tuple[tuple[int, ...], ...]
@@ -153,7 +145,7 @@ class ItemPlan:
 
 
 def plan_items(
-    loaded: LoadedModel, prompts: Sequence[PromptLike], responses: ResponseWords
+    loaded: LoadedModel, prompts: Sequence[Prompt], responses: ResponseWords
 ) -> ItemPlan:
     """Format every (prompt, word) pair with the shared formatting function."""
     if not prompts:

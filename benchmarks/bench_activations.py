@@ -37,12 +37,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from activations.cache import CacheSettings, cache_activations, default_batch_size  # noqa: E402
+from activations.cache import cache_activations, default_batch_size  # noqa: E402
 from activations.items import plan_items  # noqa: E402
-from analyses.activation_run import response_words  # noqa: E402
-from analyses.prompts import paper_prompts  # noqa: E402
+from activations.manifest import CacheSettings  # noqa: E402
+from analyses.inputs.prompts import paper_prompts  # noqa: E402
+from analyses.inputs.responses import response_words  # noqa: E402
 from interp.batching import right_pad  # noqa: E402
-from interp.loading import ModelSpec, load_model  # noqa: E402
+from interp.models.loading import ModelSpec, load_model  # noqa: E402
 from interp.sites import make_sites  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"

@@ -2,7 +2,7 @@
 
 Plain way (as TransformerLens's patching helpers do it): cache the source's activations, then
 one full forward pass of the receiver per patched layer over right-padded full sequences.
-Fast way (``analyses.patching.patch_sweep``): the shared prompt prefix runs once per model, each
+Fast way (``interp.patching.sweep.patch_sweep``): the shared prompt prefix runs once per model, each
 patch at block ``l`` starts from the receiver's cached ``resid_pre`` of block ``l``, and
 ``--patches-per-pass`` patches can share one forward pass; its timing includes the exact
 self-test and both clean passes (with the value lens).
@@ -30,11 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyses.patching import build_items, check_pair, patch_sweep  # noqa: E402
-from analyses.prompts import paper_prompts  # noqa: E402
-from interp.loading import ModelSpec, load_model  # noqa: E402
-from interp.patch_runner import PatchSpec, plain_patched_scores  # noqa: E402
-from interp.value_lens import reward_readout  # noqa: E402
+from analyses.inputs.prompts import paper_prompts  # noqa: E402
+from interp.models.loading import ModelSpec, load_model  # noqa: E402
+from interp.models.readout import reward_readout  # noqa: E402
+from interp.patching.items import build_items  # noqa: E402
+from interp.patching.pair import check_pair  # noqa: E402
+from interp.patching.reference import plain_patched_scores  # noqa: E402
+from interp.patching.specs import PatchSpec  # noqa: E402
+from interp.patching.sweep import patch_sweep  # noqa: E402
 
 FALLBACK_WORDS = (
     "achievement ambition power success strength victory leadership competence confidence "
@@ -45,7 +48,7 @@ FALLBACK_WORDS = (
 def benchmark_words(n: int) -> list[str]:
     """The first ``n`` Big Two plain words per category (built-in list if the lexicon is absent)."""
     try:
-        from analyses.lexicons import load_lexicon
+        from analyses.inputs.lexicons import load_lexicon
 
         lex = load_lexicon("big2").drop_pronouns()
         a, c = lex.words("Agency"), lex.words("Communion")

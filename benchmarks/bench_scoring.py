@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interp.formatting import conversation_format  # noqa: E402
-from interp.loading import ModelSpec, load_model  # noqa: E402
+from interp.models.loading import ModelSpec, load_model  # noqa: E402
 from interp.scoring import score_candidates, score_full_sequences  # noqa: E402
 
 PROMPT = "What, in one word, is the greatest thing ever?"

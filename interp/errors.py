@@ -1,7 +1,6 @@
-"""The one exception type a user sees as a one-line message (see ``cli.friendly_errors``).
+"""The one exception type a user sees as a one-line message (``cli.py`` prints it as one ``error:`` line).
 
-It lives in ``interp`` (the lowest layer) so every package can raise it; ``analyses.errors``
-re-exports it.
+It lives in ``interp`` (the lowest layer) so every package raises the same type.
 """
 
 

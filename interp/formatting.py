@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interp.loading import LoadedModel
+from interp.models.loading import LoadedModel
 
 _SENTINEL = "\u2063VALUEBIAS_RESPONSE\u2063"
 

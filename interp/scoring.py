@@ -20,24 +20,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import pandas as pd
 import torch
 
+from interp.budget import rows_per_pass
 from interp.errors import UserError
 from interp.formatting import ConversationFormat, conversation_format, response_ids
-from interp.loading import LoadedModel
+from interp.models.loading import LoadedModel
 from interp.prefix_attention import shared_prefix_attention
 from interp.progress import NoProgress, Progress
-
-
-class PromptLike(Protocol):
-    """What scoring needs of a prompt (``analyses.prompts.Prompt`` fits)."""
-
-    key: str
-    text: str
-    framing: str
+from interp.prompts import Prompt
+from interp.score_rows import score_rows
 
 
 @dataclass(frozen=True)
@@ -85,12 +79,6 @@ class Responses:
 
     def __len__(self) -> int:
         return len(self.token_ids) if self.is_vocab else len(self.words)
-
-
-def default_batch_size(loaded: LoadedModel, tokens_per_candidate: int) -> int:
-    """Candidates per forward pass: ~2k tokens per batch on CPU, ~64k on GPU."""
-    budget = 65536 if loaded.device.type == "cuda" else 2048
-    return max(1, budget // max(1, tokens_per_candidate))
 
 
 def _head(loaded: LoadedModel) -> torch.nn.Module:
@@ -168,7 +156,7 @@ def score_candidates(
     if loaded.kind == "lm":
         first_logp = torch.log_softmax(head(runner.last_hidden).float(), dim=-1)
     for length, members in sorted(_buckets(suffixes).items()):
-        size = batch_size or default_batch_size(loaded, length + 1)
+        size = batch_size or rows_per_pass(loaded.device, length + 1)
         for start in range(0, len(members), size):
             idx = members[start : start + size]
             ids = torch.tensor([suffixes[i] for i in idx], device=loaded.device)
@@ -248,12 +236,12 @@ def vocabulary_responses(loaded: LoadedModel, shard: Shard = Shard()) -> Respons
 
 def score_responses(
     loaded: LoadedModel,
-    prompts: Sequence[PromptLike],
+    prompts: Sequence[Prompt],
     responses: Responses,
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Score every (prompt, response) pair: the score table of DESIGN.md plus detail columns.
+    """Score every (prompt, response) pair: the score table (``interp.score_rows``) plus detail columns.
 
     Extra columns: ``n_tokens`` (response length in tokens), ``raw_token`` (vocabulary string,
     vocab sweeps only), ``template`` (formatting mode used).
@@ -281,24 +269,18 @@ def score_responses(
         else:
             scores = score_candidates(loaded, fmt, candidates, batch_size, progress)
         frames.append(
-            pd.DataFrame(
-                {
-                    "model": loaded.name,
-                    "family": loaded.family,
-                    "kind": loaded.kind,
-                    "prompt_key": prompt.key,
-                    "prompt": prompt.text,
-                    "framing": prompt.framing,
-                    "response": words,
-                    "token_id": [c[0] if len(c) == 1 else None for c in candidates],
-                    "score": scores.numpy().astype("float64"),
-                    "n_tokens": [len(c) for c in candidates],
-                    "raw_token": raw,
-                    "template": fmt.mode,
-                }
+            score_rows(
+                model=loaded.name,
+                family=loaded.family,
+                kind=loaded.kind,
+                prompt=prompt,
+                responses=words,
+                scores=scores.numpy(),
+                token_ids=[c[0] if len(c) == 1 else None for c in candidates],
+                n_tokens=[len(c) for c in candidates],
+                raw_token=raw,
+                template=fmt.mode,
             )
         )
     progress.close()
-    table = pd.concat(frames, ignore_index=True)
-    table["token_id"] = table["token_id"].astype("Int64")
-    return table
+    return pd.concat(frames, ignore_index=True)

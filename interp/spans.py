@@ -1,47 +1,21 @@
-"""Run a span of decoder blocks, reading or replacing activations at named sites.
-
-Sites of block ``l`` (canonical names ``blocks.{l}.hook_{site}``, as in TransformerLens):
-
-- ``resid_pre``: the residual stream entering block ``l`` (for ``l = 0``: the embeddings, after
-  Gemma's embedding scale).
-- ``resid_post``: the residual stream leaving block ``l`` (= ``resid_pre`` of block ``l + 1``;
-  for the last block, the input of the final norm).
-- ``attn_out``: what the attention sub-block adds to the residual stream (Llama: ``self_attn``'s
-  output after ``o_proj``; Gemma: after ``post_attention_layernorm``).
-- ``mlp_out``: what the MLP sub-block adds (Llama: ``mlp``'s output; Gemma: after
-  ``post_feedforward_layernorm``).
-
-So ``resid_post = resid_pre + attn_out + mlp_out`` in every block. The site map and its
-self-check live in ``interp.sites`` (``hook_points``, ``check_sites``); ``site_hooks`` here reads
-and writes through ``interp.sites.edit_sites``. All tensors are ``[batch, seq, d_model]`` in the
-model's dtype.
+"""Run a span of decoder blocks: the primitive under patching, the value lens and last-K training.
 
 ``forward_span(backbone, start, stop, ...)`` runs blocks ``start .. stop-1`` only: the blocks
 outside the span are swapped for a pass-through module for the duration of the call, and the
 model's own forward still builds the attention masks and rotary embeddings, so a span started
 from cached activations (``hidden`` = ``resid_pre`` of block ``start``) computes exactly what the
 full model computes there. It returns the residual stream after block ``stop-1`` (before the
-final norm).
+final norm), ``[batch, seq, d_model]`` in the model's dtype. ``cache_from``/``cache_kv`` move
+per-layer keys and values in and out of a transformers ``DynamicCache``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from interp.loading import LoadedModel
-from interp.sites import SITE_KINDS, Site, edit_sites
-
-SITES = SITE_KINDS
-
-
-def hook_name(site: str, layer: int) -> str:
-    """Canonical site name: ``blocks.{layer}.hook_{site}``."""
-    return f"blocks.{layer}.hook_{site}"
 
 
 class Passthrough(nn.Module):
@@ -65,46 +39,6 @@ def only_blocks(backbone: nn.Module, start: int, stop: int) -> Iterator[None]:
     finally:
         for i, module in saved.items():
             layers[i] = module
-
-
-@dataclass
-class Replacement:
-    """Values to write at a site: ``values`` [B, T, d]; ``mask`` [B, T] bool (True = replace)."""
-
-    values: torch.Tensor
-    mask: torch.Tensor
-
-    def apply(self, current: torch.Tensor) -> torch.Tensor:
-        return torch.where(self.mask[..., None], self.values.to(current.dtype), current)
-
-
-@contextlib.contextmanager
-def site_hooks(
-    loaded: LoadedModel,
-    capture: dict[tuple[str, int], list[torch.Tensor]] | None = None,
-    replace: dict[tuple[str, int], Replacement] | None = None,
-) -> Iterator[None]:
-    """Append site values to ``capture[(site, layer)]`` and/or overwrite sites with
-    ``replace[(site, layer)]`` in every forward pass inside the block (replacement first; the
-    captured value is what flows on). Built on ``interp.sites.edit_sites``, so the site map is
-    the one every other command uses."""
-    capture = capture or {}
-    replace = replace or {}
-
-    def edit_for(key):
-        def edit(current: torch.Tensor) -> torch.Tensor:
-            value = replace[key].apply(current) if key in replace else current
-            if key in capture:
-                capture[key].append(value.detach())
-            return value
-
-        return edit
-
-    edits = {
-        Site(layer, site): edit_for((site, layer)) for site, layer in set(capture) | set(replace)
-    }
-    with edit_sites(loaded, edits):
-        yield
 
 
 def forward_span(

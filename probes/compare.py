@@ -7,7 +7,7 @@ Per (site, layer, method) present in both probe directories:
 - ``transfer_a_on_b`` / ``transfer_b_on_a``: accuracy and AUROC of one model's final probe applied
   unchanged to the other model's activations (the other store's selected items and labels).
 - ``head_cosine_a`` / ``head_cosine_b``: for an RM, cosine between the direction and the score
-  head's *effective* direction ``weight * final_norm_gain`` (see ``interp.readout``), plus
+  head's *effective* direction ``weight * final_norm_gain`` (see ``interp.models.readout``), plus
   ``head_raw_cosine_*`` with the raw head weight.
 """
 

@@ -17,9 +17,10 @@ import pandas as pd
 
 from activations.store import ActivationStore
 from interp.errors import UserError
+from interp.evidence import Estimate
 from interp.progress import NoProgress, Progress
 from probes.fit import METHODS, LinearProbe, cross_val_scores, fit_probe, n_folds
-from probes.metrics import Estimate, score_with_ci
+from probes.metrics import score_with_ci
 
 
 @dataclass(frozen=True)

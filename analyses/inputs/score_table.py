@@ -1,0 +1,126 @@
+"""Score-table files: checking a table against the schema, and reading and writing it with provenance.
+
+The columns are defined with the row builder in ``interp.score_rows`` (``SCORE_COLUMNS``): one
+row per (model, prompt, response) with its scalar score (RM reward, LM log-prob in nats, or
+implicit reward). Files are Parquet (CSV is accepted on read and write). Provenance (a JSON-serialisable dict) is
+stored in the Parquet schema metadata under ``valuebias.provenance`` and, for every format, in a
+sidecar ``<path>.meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from interp.errors import UserError
+from interp.prompts import FRAMINGS
+from interp.score_rows import KINDS, SCORE_COLUMNS
+
+PROVENANCE_KEY = b"valuebias.provenance"
+_STRING_COLUMNS = ("model", "family", "kind", "prompt_key", "prompt", "framing", "response")
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The provenance sidecar of a score table: ``<path>.meta.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".meta.json")
+
+
+def normalise_score_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Check columns and values, cast to the schema dtypes, return columns in schema order.
+
+    Raises ``UserError`` for missing columns, unknown kinds or framings, or non-numeric scores.
+    Extra columns are kept after the schema columns.
+    """
+    missing = [c for c in SCORE_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"score table is missing column(s): {', '.join(missing)}")
+    out = df.copy()
+    for col in _STRING_COLUMNS:
+        if out[col].isna().any() and col != "prompt":
+            raise UserError(f"score table has empty values in column {col!r}")
+        out[col] = out[col].fillna("").astype(str)
+    bad_kind = sorted(set(out["kind"]) - set(KINDS))
+    if bad_kind:
+        raise UserError(f"score table has unknown kind(s) {bad_kind}; expected one of {KINDS}")
+    bad_framing = sorted(set(out["framing"]) - set(FRAMINGS))
+    if bad_framing:
+        raise UserError(
+            f"score table has unknown framing(s) {bad_framing}; expected one of {FRAMINGS}"
+        )
+    try:
+        out["score"] = pd.to_numeric(out["score"]).astype("float64")
+    except (TypeError, ValueError) as err:
+        raise UserError(f"score table has non-numeric scores: {err}") from err
+    try:
+        out["token_id"] = pd.to_numeric(out["token_id"]).astype("Int64")
+    except (TypeError, ValueError) as err:
+        raise UserError(f"score table has non-integer token ids: {err}") from err
+    extra = [c for c in out.columns if c not in SCORE_COLUMNS]
+    return out[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
+
+
+def write_score_table(
+    df: pd.DataFrame, path: str | Path, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a score table to Parquet (or CSV when ``path`` ends in ``.csv``) plus its sidecar.
+
+    ``provenance`` must be JSON-serialisable; it goes into the Parquet metadata and into
+    ``<path>.meta.json``. Returns the path written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    table_df = normalise_score_table(df)
+    prov = dict(provenance or {})
+    prov_json = json.dumps(prov, sort_keys=True, default=str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        table_df.to_csv(path, index=False)
+    else:
+        table = pa.Table.from_pandas(table_df, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[PROVENANCE_KEY] = prov_json.encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+    sidecar_path(path).write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def read_score_table(path: str | Path) -> pd.DataFrame:
+    """Read a score table (Parquet, or CSV by suffix) and check it against the schema."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"score table not found: {path}")
+    if path.suffix.lower() == ".csv":
+        df = pd.read_csv(
+            path,
+            dtype={c: str for c in _STRING_COLUMNS},
+            keep_default_na=False,
+            na_values={"token_id": [""], "score": [""]},
+        )
+    else:
+        try:
+            df = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several types for a non-Parquet file
+            raise UserError(f"cannot read {path} as Parquet: {err}") from err
+    return normalise_score_table(df)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """Provenance of a score table: Parquet metadata if present, else the sidecar, else {}."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv" and path.exists():
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        if PROVENANCE_KEY in meta:
+            return json.loads(meta[PROVENANCE_KEY].decode())
+    side = sidecar_path(path)
+    if side.exists():
+        return json.loads(side.read_text())
+    return {}

@@ -1,0 +1,90 @@
+"""``cache-activations``: hidden activations of every (prompt, response) item into an HDF5 store.
+
+Resumable: rerun the same command to continue an interrupted store; different settings are
+refused by name (``activations.cache``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from activations.cache import CacheResult, cache_activations
+from activations.items import plan_items
+from activations.manifest import CacheSettings
+from activations.positions import POSITIONS
+from activations.store import STORE_DTYPES
+from analyses.inputs.prompts import load_prompts
+from analyses.inputs.responses import response_words
+from analyses.runs.common import ModelChoice, PromptChoice, RunResult
+from analyses.runs.options import option
+from interp.models.loading import LoadedModel, load_model
+from interp.progress import Progress
+from interp.sites import BACKENDS, parse_sites
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheActivationsSettings(ModelChoice, PromptChoice):
+    """Which items, which sites and positions, and how to store them."""
+
+    responses: str = option(
+        "", "--responses", required=True,
+        help="Word file (.txt, or .csv with a category column) or a lexicon (named or file).",
+    )  # fmt: skip
+    sites: str = option(
+        "resid_post", "--sites",
+        help="resid_pre,attn_out,mlp_out,resid_post (any subset) or names like blocks.3.hook_mlp_out.",
+    )  # fmt: skip
+    layers: str = option(
+        "all", "--layers", help="all | 0,5,10 | 0:30:2 | -1 (negatives count from the end)."
+    )
+    positions: str = option(
+        "last", "--positions", kind="choice", choices=POSITIONS,
+        help="Token(s) stored per item; all stores every token (ragged rows).",
+    )  # fmt: skip
+    store_dtype: str = option("float16", "--store-dtype", kind="choice", choices=STORE_DTYPES,
+                              help="dtype on disk (HDF5 has no bfloat16).")  # fmt: skip
+    backend: str = option("nnsight", "--backend", kind="choice", choices=BACKENDS,
+                          help="How activations are read.")  # fmt: skip
+    out: Path = option(
+        Path("acts.h5"), "--out", kind="path", required=True, help="Output .h5 file."
+    )
+    batch_size: int | None = option(None, "--batch-size", kind="int", low=1,
+                                    help="Items per forward pass [auto].")  # fmt: skip
+    overwrite: bool = option(
+        False, "--overwrite", kind="flag", help="Replace OUT instead of resuming it."
+    )
+
+
+@dataclass(frozen=True)
+class CacheActivationsRun(RunResult):
+    result: CacheResult | None = None
+
+    def headline(self) -> str:
+        return self.result.summary() if self.result else super().headline()
+
+
+def cache_for_model(
+    loaded: LoadedModel, settings: CacheActivationsSettings, progress: Progress | None = None
+) -> CacheResult:
+    """Cache activations of an already loaded model with ``settings`` (its model fields unused)."""
+    cache_settings = CacheSettings(
+        sites=parse_sites(settings.sites, settings.layers, loaded.n_layers),
+        positions=settings.positions,
+        store_dtype=settings.store_dtype,
+        backend=settings.backend,
+        batch_size=settings.batch_size,
+    )
+    prompts = load_prompts(settings.prompts, settings.prompt_keys)
+    plan = plan_items(loaded, prompts, response_words(settings.responses))
+    return cache_activations(
+        loaded, plan, cache_settings, settings.out, overwrite=settings.overwrite, progress=progress
+    )
+
+
+def run_cache_activations(
+    settings: CacheActivationsSettings, *, progress: Progress | None = None
+) -> CacheActivationsRun:
+    """Cache activations of every (prompt, response) item to HDF5 (resumable: rerun to continue)."""
+    result = cache_for_model(load_model(settings.model_spec()), settings, progress)
+    return CacheActivationsRun(result.path, (result.path,), result=result)

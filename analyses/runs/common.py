@@ -1,0 +1,143 @@
+"""What every run shares: the result type, settings groups reused by several commands, file helpers.
+
+- ``RunResult``: the files a run wrote, its provenance, and ``headline()`` (the lines the CLI
+  prints). Every ``analyses.runs`` function returns a subclass.
+- Settings groups (keyword-only dataclasses to inherit from): ``ModelChoice`` (one model and how
+  to load it), ``PromptChoice`` (prompt set and keys), ``Resampling`` (seed, permutations,
+  bootstrap), ``WordContrastChoice`` (categorised words and the contrast read on them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analyses.runs.options import at_least, comma_list, option
+from analyses.stats.contrast import CategoryPair
+from interp.models.loading import ModelSpec
+from interp.provenance import json_safe
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: ``out`` (its folder or main file), every file written, provenance."""
+
+    out: Path
+    files: tuple[Path, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def headline(self) -> str:
+        """Lines for a person: what was found, with the numbers that matter."""
+        return f"wrote {len(self.files)} files to {self.out}"
+
+
+@dataclass(frozen=True)
+class TextRun(RunResult):
+    """A run whose result is a report to read (``text``)."""
+
+    text: str = ""
+
+    def headline(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChoice:
+    """One model and how to load it."""
+
+    model: str = option(
+        "", "--model", required=True, help="Embedded name, Hugging Face id or local model folder."
+    )
+    kind: str = option(
+        "lm", "--as", kind="choice", choices=("lm", "rm"),
+        help="Load as a causal LM (log-probs) or a reward model (sequence classification, 1 label).",
+    )  # fmt: skip
+    revision: str | None = option(None, "--revision", help="Model revision (HF ids).")
+    dtype: str | None = option(
+        None, "--dtype", help="float32 | bfloat16 | float16 [float32 on CPU, bfloat16 on GPU]."
+    )
+    device: str | None = option(None, "--device", help="cpu, cuda, cuda:1 ... [auto: GPU if any].")
+    random_head: int | None = option(
+        None, "--random-head", kind="int", metavar="SEED",
+        help="With --as rm on a checkpoint without a trained score head: a head seeded with SEED.",
+    )  # fmt: skip
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(
+            self.model, self.kind, self.revision, self.dtype, self.device, self.random_head
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptChoice:
+    """Which prompts: a built-in set or a file, optionally narrowed to some keys."""
+
+    prompts: str = option(
+        "paper54",
+        "--prompts",
+        help="Built-in set (paper54: the paper's 54 prompts) or a YAML/JSON/text file.",
+    )
+    prompt_keys: tuple[str, ...] | None = option(
+        None, "--prompt-keys", parse=comma_list, show_default=False,
+        help="Comma-separated prompt keys to keep (in this order).",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resampling:
+    """Seed and resampling counts of the permutation tests and bootstrap intervals."""
+
+    seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
+    permutations: int = option(
+        10_000, "--permutations", kind="int", low=1, help="Permutation-test draws."
+    )
+    bootstrap: int = option(2000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples.")
+
+    def __post_init__(self) -> None:
+        at_least("--permutations", self.permutations, 1)
+        at_least("--bootstrap", self.bootstrap, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WordContrastChoice(PromptChoice):
+    """Words with categories under a set of prompts, and the category contrast read on them."""
+
+    responses: str = option(
+        "", "--responses", required=True,
+        help="Words with categories: a lexicon (e.g. big2) or a CSV response,category.",
+    )  # fmt: skip
+    gap: CategoryPair = option(
+        CategoryPair("Agency", "Communion"), "--gap", metavar="A,B", parse=CategoryPair.parse,
+        help="The two categories of the gap A - B. [default: Agency,Communion]", show_default=False,
+    )  # fmt: skip
+    out: Path = option(Path("out"), "--out", kind="path", required=True, help="Output folder.")
+    bootstrap: int = option(2000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples.")
+    seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
+    device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
+
+
+def write_table(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` as Parquet or CSV (by suffix); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return path
+
+
+def write_json(record: Any, path: Path) -> Path:
+    """Write a JSON-safe copy of ``record`` (NaN -> null) with indentation; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_safe(record), indent=1, default=str) + "\n")
+    return path
+
+
+def short_name(name: str) -> str:
+    """A model label for figures and headlines: a folder path becomes its last two parts."""
+    parts = Path(name).parts
+    return "/".join(parts[-2:]) if len(parts) > 2 else name

