@@ -1,4 +1,4 @@
-"""What every figure shares: the Agg backend, colours, saving as PNG + SVG, significance marks, violins.
+"""What every figure shares: the Agg backend, colours, saving as PNG + SVG, violins.
 
 Matplotlib runs with the Agg backend; nothing is shown on screen.
 """
@@ -26,19 +26,6 @@ def save_figure(fig, base: str | Path) -> list[Path]:
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
     return paths
-
-
-def significance_mark(p: float | None) -> str:
-    """``***`` p<0.001, ``**`` p<0.01, ``*`` p<0.05, ``n.s.`` otherwise (``?`` if unknown)."""
-    if p is None or not np.isfinite(p):
-        return "?"
-    if p < 0.001:
-        return "***"
-    if p < 0.01:
-        return "**"
-    if p < 0.05:
-        return "*"
-    return "n.s."
 
 
 def violin(

@@ -1,8 +1,10 @@
 """Statistics figures in the spirit of the paper's, readable without it (PNG and SVG each).
 
 - ``median_rank_violins``: Stage 1; one panel per framing, categories on the x axis, one violin
-  per family (distribution of per-(model, prompt) median ranks), per-model means as points, and
-  the Bonferroni-corrected significance of the family difference above each category.
+  per family (distribution of per-(model, prompt) median ranks), per-model means as points, the
+  paper's stars above each category (Welch t on (model, prompt) units, parametric p, Bonferroni
+  over panels) and, under them, the model-level p (exact permutation over assignments of models
+  to families, Bonferroni over panels).
 - ``split_violins``: Stage 2 or implicit rewards; two models, left and right halves of one
   violin per category, one panel per valence.
 - ``mwlr_lollipop``: implicit reward (MWLR) of chosen words across model pairs.
@@ -17,14 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analyses.figures.common import (
-    FAMILY_COLOURS,
-    RANK_LABEL,
-    plt,
-    save_figure,
-    significance_mark,
-    violin,
-)
+from analyses.figures.common import FAMILY_COLOURS, RANK_LABEL, plt, save_figure, violin
+from analyses.stats.corrections import format_p, stars
 
 
 def median_rank_violins(
@@ -38,16 +34,19 @@ def median_rank_violins(
     """Violins of (model, prompt) median ranks by family x category x framing.
 
     ``med``: columns ``model, family, prompt_key, framing, category, median_rank``;
-    ``panels``: ``PanelTest`` objects (or dicts with framing, category, p_bonferroni) or None.
-    The y axis is inverted so that preferred words sit higher.
+    ``panels``: ``PanelTest`` objects (or dicts with framing, category, p_bonferroni and
+    optionally p_model_level_bonferroni) or None. The y axis is inverted so that preferred words
+    sit higher.
     """
     families = list(families or sorted(med["family"].unique()))
     categories = list(categories or dict.fromkeys(med["category"]))
     framings = [f for f in ("positive", "negative", "none") if f in set(med["framing"])]
-    pmap = {}
+    pmap, mmap = {}, {}
     for p in panels or ():
-        get = p.get if isinstance(p, dict) else lambda k, p=p: getattr(p, k)
-        pmap[(get("framing"), get("category"))] = get("p_bonferroni")
+        rec = p if isinstance(p, dict) else vars(p)
+        pmap[(rec["framing"], rec["category"])] = rec["p_bonferroni"]
+        if "p_model_level_bonferroni" in rec:
+            mmap[(rec["framing"], rec["category"])] = rec["p_model_level_bonferroni"]
     fig, axes = plt.subplots(
         1,
         len(framings),
@@ -88,15 +87,11 @@ def median_rank_violins(
             ax.scatter([], [], color=colour, edgecolor="black", label=fam)
         for ci, c in enumerate(categories):
             if (framing, c) in pmap:
-                ax.text(
-                    ci,
-                    0.985,
-                    significance_mark(pmap[(framing, c)]),
-                    transform=ax.get_xaxis_transform(),
-                    ha="center",
-                    va="top",
-                    fontsize=11,
-                )
+                text = stars(pmap[(framing, c)])
+                if (framing, c) in mmap:
+                    text += f"\nmodels: p={format_p(mmap[(framing, c)])}"
+                ax.text(ci, 0.985, text, transform=ax.get_xaxis_transform(), ha="center",
+                        va="top", fontsize=9)  # fmt: skip
         ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 4 else 0)
         ax.set_title(f"{framing} prompts")
         ax.grid(axis="y", alpha=0.3)
@@ -116,8 +111,11 @@ def median_rank_violins(
         bbox_to_anchor=(0.5, -0.1),
     )
     note = (
-        "\nmarks: family difference, permutation Welch t, Bonferroni (*** p<.001)" if pmap else ""
-    )
+        "\nstars: the paper's (Welch t on (model, prompt) units, parametric p, Bonferroni over "
+        "panels; *** p<.001)" + ("\nmodels: exact permutation over assignments of models to "
+                                 "families, Bonferroni over panels (unit: model)" if mmap else "")
+        if pmap else ""
+    )  # fmt: skip
     fig.suptitle(title + note, fontsize=10, y=1.04)
     return save_figure(fig, base)
 

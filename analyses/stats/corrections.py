@@ -1,11 +1,17 @@
 """Multiple-comparison corrections: Bonferroni (family-wise) and Benjamini-Hochberg (FDR).
 
 NaN p-values (tests that could not be run) are kept as NaN and not counted in the family.
+``stars`` turns a corrected p into the paper's marks; ``format_p`` prints a p-value without ever
+showing an exact 0 (a p below double precision reads ``< 1e-300``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+TINY_P = 1e-300
 
 
 def bonferroni(p) -> np.ndarray:
@@ -31,3 +37,23 @@ def benjamini_hochberg(p) -> np.ndarray:
     res[order] = np.minimum(adjusted, 1.0)
     out[ok] = res
     return out
+
+
+def stars(p: float | None) -> str:
+    """The paper's marks: ``***`` p < .001, ``**`` p < .01, ``*`` p < .05, else ``n.s.``
+    (``n.a.`` when p is undefined)."""
+    if p is None or not math.isfinite(p):
+        return "n.a."
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
+
+
+def floor_p(p: float) -> float:
+    """``p`` kept off exact 0: a p that underflowed is reported as ``TINY_P`` (NaN stays NaN)."""
+    return p if not math.isfinite(p) else max(float(p), TINY_P)
+
+
+def format_p(p: float | None) -> str:
+    """A p-value for people: 3 significant digits, ``< 1e-300`` below that, ``n.a.`` if undefined."""
+    if p is None or not math.isfinite(p):
+        return "n.a."
+    return "< 1e-300" if p <= TINY_P else f"{p:.3g}"

@@ -5,6 +5,12 @@ Rank single-token lexicon words by log-prob per (model, prompt), take the median
 ``median_rank ~ category * valence * model`` (OLS), and run Welch post-hoc tests per cell with
 Benjamini-Hochberg FDR: between models within each category x valence cell, and between
 categories within each model x valence cell. Valence is the prompt's framing.
+
+Effect sizes: partial eta squared with its noncentral-F 95 % CI for every ANOVA term
+(``analyses.stats.effect_sizes``); Cohen's d and the mean difference with percentile bootstrap CIs
+for every post-hoc test. ``word_match`` records how the words' log-probs were read (``exact``: a
+word is kept only if one token decodes to exactly it, the paper's; ``variants``: best of its
+case/whitespace variants).
 """
 
 from __future__ import annotations
@@ -14,26 +20,30 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from analyses.inputs.lexicon import Lexicon
 from analyses.stats.corrections import benjamini_hochberg
+from analyses.stats.effect_sizes import partial_eta_squared, partial_eta_squared_ci
 from analyses.stats.ranking import categorised_scores, check_complete_design, median_ranks
 from analyses.stats.stage1 import records
-from analyses.stats.twosample import cohens_d, welch_t
+from analyses.stats.twosample import bootstrap_ci, cohens_d, parametric_welch_p, welch_t
 from interp.errors import UserError
 
 
 @dataclass(frozen=True)
 class AnovaTerm:
-    """One row of the type-II ANOVA table."""
+    """One row of the type-II ANOVA table, with partial eta squared and its 95 % CI."""
 
     term: str
     sum_sq: float
     df: float
     F: float
     p: float
+    partial_eta_sq: float = math.nan
+    eta_ci_low: float = math.nan
+    eta_ci_high: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,15 @@ class PostHocTest:
     p: float
     p_bh: float
     d: float
+    diff: float = math.nan
+    diff_ci_low: float = math.nan
+    diff_ci_high: float = math.nan
+    d_ci_low: float = math.nan
+    d_ci_high: float = math.nan
+    test: str = "Welch t (parametric)"
+    unit: str = "prompt (median rank)"
+    correction: str = "Benjamini-Hochberg"
+    family_of_tests: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,11 +88,13 @@ class Stage2Result:
     posthoc: tuple[PostHocTest, ...]
     median_ranks: pd.DataFrame = field(repr=False)
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
+    word_match: str = "as scored"
 
     def summary(self) -> dict[str, Any]:
         return {
             "stage": 2,
             "lexicon": self.lexicon,
+            "word_match": self.word_match,
             "models": list(self.models),
             "anova": records(self.anova),
             "posthoc": records(self.posthoc),
@@ -81,15 +102,17 @@ class Stage2Result:
         }
 
 
-def _posthoc(med: pd.DataFrame, contrast: str, cell_col: str, level_col: str) -> list[PostHocTest]:
+def _posthoc(
+    med: pd.DataFrame, contrast: str, cell_col: str, level_col: str, n_bootstrap: int, seed: int
+) -> list[PostHocTest]:
     tests = []
-    for (cell, valence), g in med.groupby([cell_col, "framing"], sort=True):
+    for i, ((cell, valence), g) in enumerate(med.groupby([cell_col, "framing"], sort=True)):
         levels = list(dict.fromkeys(g[level_col]))
-        for la, lb in itertools.combinations(levels, 2):
+        for j, (la, lb) in enumerate(itertools.combinations(levels, 2)):
             a = g.loc[g[level_col] == la, "median_rank"].to_numpy(float)
             b = g.loc[g[level_col] == lb, "median_rank"].to_numpy(float)
             t, df = welch_t(b, a)
-            p = float(2 * sps.t.sf(abs(t), df)) if math.isfinite(t) else math.nan
+            boot = bootstrap_ci(b, a, n_bootstrap, seed=np.random.default_rng([seed, i, j]))
             tests.append(
                 PostHocTest(
                     contrast,
@@ -103,13 +126,22 @@ def _posthoc(med: pd.DataFrame, contrast: str, cell_col: str, level_col: str) ->
                     float(b.mean()),
                     t,
                     df,
-                    p,
+                    parametric_welch_p(t, df),
                     math.nan,
                     cohens_d(b, a),
-                )
+                    float(b.mean() - a.mean()),
+                    boot.diff_low,
+                    boot.diff_high,
+                    boot.d_low,
+                    boot.d_high,
+                )  # fmt: skip
             )
     adj = benjamini_hochberg([t.p for t in tests])
-    return [PostHocTest(**{**asdict(t), "p_bh": float(q)}) for t, q in zip(tests, adj, strict=True)]
+    family = f"{len(tests)} {contrast} contrasts ({cell_col} x valence cells)"
+    return [
+        PostHocTest(**{**asdict(t), "p_bh": float(q), "family_of_tests": family})
+        for t, q in zip(tests, adj, strict=True)
+    ]
 
 
 def stage2(
@@ -118,6 +150,9 @@ def stage2(
     single_token_only: bool = True,
     shared_words_only: bool = True,
     provenance: dict[str, Any] | None = None,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    word_match: str = "as scored",
 ) -> Stage2Result:
     """The paper's Stage-2 analysis of LM log-probs (see module docstring).
 
@@ -159,24 +194,31 @@ def stage2(
     formula = "median_rank ~ " + " * ".join(f"C({t})" for t in [*terms, "model"])
     fit = smf.ols(formula, data=data).fit()
     table = anova_lm(fit, typ=2)
-    anova = tuple(
-        AnovaTerm(
+    ss_res, df_res = float(table.loc["Residual", "sum_sq"]), float(table.loc["Residual", "df"])
+    anova = []
+    for idx, row in table.iterrows():
+        term = AnovaTerm(
             term=str(idx).replace("C(", "").replace(")", ""),
             sum_sq=float(row["sum_sq"]),
             df=float(row["df"]),
             F=float(row["F"]),
             p=float(row["PR(>F)"]),
         )
-        for idx, row in table.iterrows()
-    )
-    posthoc = _posthoc(med, "model", "category", "model") + _posthoc(
-        med, "category", "model", "category"
+        if idx != "Residual":
+            lo, hi = partial_eta_squared_ci(term.F, term.df, df_res)
+            eta = partial_eta_squared(term.sum_sq, ss_res)
+            term = AnovaTerm(**{**asdict(term), "partial_eta_sq": eta, "eta_ci_low": lo,
+                                "eta_ci_high": hi})  # fmt: skip
+        anova.append(term)
+    posthoc = _posthoc(med, "model", "category", "model", n_bootstrap, seed) + _posthoc(
+        med, "category", "model", "category", n_bootstrap, seed + 1
     )
     return Stage2Result(
         lexicon=lexicon.name,
         models=models,
-        anova=anova,
+        anova=tuple(anova),
         posthoc=tuple(posthoc),
         median_ranks=med,
         provenance=dict(provenance or {}),
+        word_match=word_match,
     )

@@ -2,6 +2,11 @@
 
 Conventions: two samples ``x`` and ``y`` (1-D float arrays); every difference is ``x - y`` (so
 ``welch_t(x, y) > 0`` when ``x`` has the larger mean), as in ``scipy.stats.ttest_ind(x, y)``.
+
+Monte-Carlo permutation p-values are ``(1 + #extreme) / (1 + B)``: their floor is ``1 / (1 + B)``
+and their Monte-Carlo standard error ``sqrt(p (1 - p) / B)`` (``mc_standard_error``);
+``draws_for_floor`` picks ``B`` so that the floor, multiplied by the number of tests a correction
+runs over, stays below a threshold (0.001 by default, the paper's ``***``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,32 @@ class PermutationTest:
     n_x: int
     n_y: int
 
+    @property
+    def p_se(self) -> float:
+        """Monte-Carlo standard error of ``p`` (0 for an exact test)."""
+        return 0.0 if self.exact else mc_standard_error(self.p, self.n_permutations)
+
+
+def mc_standard_error(p: float, n_draws: int) -> float:
+    """Monte-Carlo standard error ``sqrt(p (1 - p) / n_draws)`` of a permutation p-value."""
+    if n_draws < 1 or not math.isfinite(p):
+        return math.nan
+    return math.sqrt(max(p * (1 - p), 0.0) / n_draws)
+
+
+def draws_for_floor(n_tests: int, floor: float = 0.001, margin: float = 2.0) -> int:
+    """Permutation draws ``B`` such that ``n_tests / (1 + B) <= floor / margin``: the smallest
+    p-value a Monte-Carlo test can give, Bonferroni-corrected over ``n_tests``, lies below
+    ``floor`` (with ``margin`` to spare)."""
+    return max(1, math.ceil(margin * max(n_tests, 1) / floor) - 1)
+
+
+def parametric_welch_p(t: float, df: float) -> float:
+    """Two-sided p of Welch's t on ``df`` degrees of freedom (NaN when undefined)."""
+    if not (math.isfinite(t) and math.isfinite(df)) or df <= 0:
+        return math.nan
+    return float(2 * sps.t.sf(abs(t), df))
+
 
 def _as_1d(a) -> np.ndarray:
     arr = np.asarray(a, dtype=np.float64).ravel()
@@ -57,17 +88,20 @@ def welch_t(x, y) -> tuple[float, float]:
     return float(t), float(df)
 
 
-def _welch_t_masks(z: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Welch t for many splits at once: ``masks`` [n_splits, n] is True for members of x."""
+def welch_t_splits(z: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Welch t (x - y) for many splits at once: ``z`` is ``[n]`` or ``[n_sets, n]`` (one data set
+    per row), ``masks`` ``[n_splits, n]`` is True for members of x. Returns ``[n_splits]`` or
+    ``[n_sets, n_splits]``."""
     m = masks.astype(np.float64)
     nx = m.sum(axis=1)
-    ny = len(z) - nx
-    sx, sy = m @ z, (1 - m) @ z
-    qx, qy = m @ (z * z), (1 - m) @ (z * z)
-    mx, my = sx / nx, sy / ny
-    vx = np.maximum(qx - nx * mx * mx, 0.0) / (nx - 1) / nx
-    vy = np.maximum(qy - ny * my * my, 0.0) / (ny - 1) / ny
+    ny = m.shape[1] - nx
+    zz = z * z
+    sx, qx = z @ m.T, zz @ m.T
+    sy, qy = z.sum(axis=-1, keepdims=z.ndim > 1) - sx, zz.sum(axis=-1, keepdims=z.ndim > 1) - qx
     with np.errstate(divide="ignore", invalid="ignore"):
+        mx, my = sx / nx, sy / ny
+        vx = np.maximum(qx - nx * mx * mx, 0.0) / (nx - 1) / nx
+        vy = np.maximum(qy - ny * my * my, 0.0) / (ny - 1) / ny
         return (mx - my) / np.sqrt(vx + vy)
 
 
@@ -84,19 +118,19 @@ def permutation_welch_test(
     x, y = _as_1d(x), _as_1d(y)
     nx, ny = len(x), len(y)
     t, df = welch_t(x, y)
-    p_param = float(2 * sps.t.sf(abs(t), df)) if not math.isnan(t) else math.nan
+    p_param = parametric_welch_p(t, df)
     if math.isnan(t):
         return PermutationTest(t, df, math.nan, p_param, 0, False, nx, ny)
     z = np.concatenate([x, y])
     n = nx + ny
     total = math.comb(n, nx)
-    observed = abs(float(_welch_t_masks(z, np.arange(n)[None, :] < nx)[0]))
+    observed = abs(float(welch_t_splits(z, np.arange(n)[None, :] < nx)[0]))
     tol = _REL_TOL * max(observed, 1.0)
     if total <= n_permutations:
         masks = np.zeros((total, n), dtype=bool)
         for i, idx in enumerate(itertools.combinations(range(n), nx)):
             masks[i, list(idx)] = True
-        ts = np.abs(_welch_t_masks(z, masks))
+        ts = np.abs(welch_t_splits(z, masks))
         p = float(np.mean(np.nan_to_num(ts, nan=0.0) >= observed - tol))
         return PermutationTest(t, df, p, p_param, total, True, nx, ny)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -107,7 +141,7 @@ def permutation_welch_test(
     while done < n_permutations:
         k = min(batch, n_permutations - done)
         masks = rng.permuted(np.broadcast_to(base, (k, n)), axis=1)
-        ts = np.abs(_welch_t_masks(z, masks))
+        ts = np.abs(welch_t_splits(z, masks))
         extreme += int(np.sum(np.nan_to_num(ts, nan=0.0) >= observed - tol))
         done += k
     p = (1 + extreme) / (1 + n_permutations)
