@@ -46,8 +46,10 @@ def variance_components(sub: pd.DataFrame) -> tuple[float, float, int]:
 def power_curve(
     n_a: int, n_b: int, alpha: float, n_sims: int = 400, seed: int = 0, grid=EFFECT_GRID
 ) -> np.ndarray:
-    """Power of the model-level test at each effect in ``grid`` (units: sd of a model mean)."""
-    masks, exact = assignment_masks(n_a + n_b, n_b, rng=seed)
+    """Power of the model-level test at each effect in ``grid`` (units: sd of a model mean).
+
+    Designs with more than 5,000 assignments use 1,999 random ones (Monte-Carlo p-values)."""
+    masks, exact = assignment_masks(n_a + n_b, n_b, max_enumerate=5000, n_draws=1999, rng=seed)
     is_b = np.arange(n_a + n_b) >= n_a
     rng = np.random.default_rng([seed, 11])
     noise = rng.standard_normal((n_sims, n_a + n_b))

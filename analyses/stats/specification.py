@@ -67,15 +67,21 @@ def specifications(
 ) -> list[tuple[Specification, Lexicon]]:
     """Every specification the lexicons and the table's prompts allow."""
     framings = [f for f in ("positive", "negative", "none") if f in set(scores["framing"])]
-    styles = ["all"] + [c for c in CONCISION[1:] if c in set(scores["prompt_key"].map(_concision))]
+    prompts = [
+        (framing, style)
+        for framing in framings
+        for style in ("all", *sorted(set(
+            scores.loc[scores["framing"] == framing, "prompt_key"].map(_concision)) - {"all"},
+            key=CONCISION.index))
+    ]  # fmt: skip
     out = []
     for label, lex in lexicons:
         variants = [("kept", lex)]
         dropped = lex.drop_pronouns()
         if dropped.digest() != lex.digest():
             variants.append(("dropped", dropped))
-        for (pron, lx), forms, framing, style in itertools.product(
-            variants, ("exact", "merged"), framings, styles
+        for (pron, lx), forms, (framing, style) in itertools.product(
+            variants, ("exact", "merged"), prompts
         ):
             out.append((Specification(label, pron, forms, framing, style), lx))
     return out
