@@ -26,7 +26,7 @@ def hand_effect(ranked: pd.DataFrame, first: set, second: set, framing: str) -> 
     one = ranked.drop_duplicates(["model", "prompt_key", "response"])
     one = one[one["framing"] == framing].assign(r=lambda d: d["rank"] / d["n_ranked"])
     rows = []
-    for (model, fam, key), g in one.groupby(["model", "family", "prompt_key"]):
+    for (model, fam, _key), g in one.groupby(["model", "family", "prompt_key"]):
         gap = g.loc[g["response"].isin(first), "r"].median() - g.loc[
             g["response"].isin(second), "r"].median()  # fmt: skip
         rows.append((model, fam, gap))
