@@ -29,7 +29,13 @@ from analyses.inputs.responses import load_responses
 from analyses.runs.common import RunResult, WordContrastChoice, short_name, write_json, write_table
 from analyses.runs.options import at_least, comma_list, option
 from analyses.stats.contrast import category_words
-from analyses.stats.patch_effects import effects_table, item_table, lens_gap_table, lens_item_table
+from analyses.stats.patch_effects import (
+    describe_test,
+    effects_table,
+    item_table,
+    lens_gap_table,
+    lens_item_table,
+)
 from interp.errors import UserError
 from interp.models.loading import LoadedModel
 from interp.models.readout import reward_readout
@@ -150,12 +156,7 @@ def _summary(s: PatchSettings, result, effects, lens_gap, design, base, rm, prom
         n_words=design.n,
         base_reading=BASE_READING,
         normalised_effect="(patched_gap - clean_gap) / (source_gap - clean_gap)",
-        tests=(
-            "sign-flip randomisation test of the gap change over words (changes centred on "
-            f"their common mean), {s.permutations} flips; 95% percentile bootstrap CIs "
-            f"over words within category ({s.bootstrap} resamples); p corrected across "
-            f"all {len(result.patches)} patches (Bonferroni and Benjamini-Hochberg)"
-        ),
+        tests=describe_test(s.permutations, s.bootstrap, len(result.patches)),
         self_test=asdict(result.self_test),
         identical_inputs="both models ran on the same token ids (sha256 checked per item group); "
         "no padding in the fast path",

@@ -6,7 +6,7 @@ panel (its mean median rank over the panel's prompts) and:
 
 - ``assignment_test``: an exact permutation test over every assignment of the models to the two
   families with the observed family sizes (``C(n_models, n_b)`` of them; random assignments when
-  there are more than ``max_enumerate``). The statistic is Welch's t on the model means when
+  there are more than ``max_enumerate``), ``twosample.split_test`` on the model means. The statistic is Welch's t on the model means when
   both families have at least two models, else the difference of means. Two-sided; the observed
   assignment is one of those counted, so ``p >= 1 / n_assignments``. With one model per family
   there are two assignments with the same ``|statistic|``: ``p = 1`` (nothing can be learned
@@ -19,15 +19,12 @@ Sign: ``b - a`` (e.g. Llama - Gemma), as everywhere in Stage 1.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from analyses.stats.twosample import mc_standard_error, welch_t_splits
-
-_REL_TOL = 1e-12
+from analyses.stats.twosample import mc_standard_error, split_test
 
 
 @dataclass(frozen=True)
@@ -45,57 +42,13 @@ class AssignmentTest:
     note: str = ""
 
 
-def assignment_masks(
-    n: int, n_b: int, max_enumerate: int = 200_000, n_draws: int = 20_000, rng=None
-) -> tuple[np.ndarray, bool]:
-    """Boolean masks ``[n_assignments, n]`` (True = family b): every assignment when there are at
-    most ``max_enumerate`` (the observed one among them), else ``n_draws`` random ones."""
-    total = math.comb(n, n_b)
-    if total <= max_enumerate:
-        masks = np.zeros((total, n), dtype=bool)
-        for i, idx in enumerate(itertools.combinations(range(n), n_b)):
-            masks[i, list(idx)] = True
-        return masks, True
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    base = np.arange(n) < n_b
-    return rng.permuted(np.broadcast_to(base, (n_draws, n)), axis=1), False
-
-
-def split_statistic(values: np.ndarray, masks: np.ndarray, studentise: bool) -> np.ndarray:
-    """Welch t (``studentise``) or difference of means, b - a, for every mask.
-
-    ``values`` ``[n]`` or ``[n_sets, n]``; returns ``[n_masks]`` or ``[n_sets, n_masks]``."""
-    if studentise:
-        return welch_t_splits(values, masks)
-    m = masks.astype(np.float64)
-    nb = m.sum(axis=1)
-    sb = values @ m.T
-    sa = values.sum(axis=-1, keepdims=values.ndim > 1) - sb
-    return sb / nb - sa / (m.shape[1] - nb)
-
-
-def assignment_p(values: np.ndarray, is_b: np.ndarray, masks: np.ndarray, exact: bool):
-    """``(statistic name, observed [n_sets], p [n_sets])`` of the test; vectorised over data
-    sets (``values`` ``[n_sets, n]`` or ``[n]``)."""
-    is_b = np.asarray(is_b, dtype=bool)
-    n_b, n_a = int(is_b.sum()), int((~is_b).sum())
-    studentise = min(n_a, n_b) >= 2
-    name = "Welch t on model means" if studentise else "difference of model means"
-    observed = split_statistic(values, is_b[None, :], studentise)[..., 0]
-    null = np.abs(np.nan_to_num(split_statistic(values, masks, studentise), nan=0.0))
-    obs = np.abs(np.asarray(observed))
-    tol = _REL_TOL * np.maximum(obs, 1.0)
-    count = (null >= (obs - tol)[..., None]).sum(axis=-1)
-    p = count / len(masks) if exact else (1 + count) / (1 + len(masks))
-    return name, observed, p
-
-
 def assignment_test(
     values, is_b, max_enumerate: int = 200_000, n_draws: int = 20_000, rng=0
 ) -> AssignmentTest:
     """The exact (or Monte-Carlo) permutation test of models over families for one panel.
 
-    ``values`` ``[n_models]`` are the model means, ``is_b`` marks the models of family b.
+    ``values`` ``[n_models]`` are the model means, ``is_b`` marks the models of family b; more
+    than ``max_enumerate`` assignments: ``n_draws`` random ones (``twosample.split_test``).
     """
     values = np.asarray(values, dtype=np.float64)
     is_b = np.asarray(is_b, dtype=bool)
@@ -103,19 +56,21 @@ def assignment_test(
     if n_a < 1 or n_b < 1:
         return AssignmentTest("", math.nan, math.nan, math.nan, 0, False, n_a, n_b,
                               "both families need a model")  # fmt: skip
-    masks, exact = assignment_masks(len(values), n_b, max_enumerate, n_draws, rng)
-    name, observed, p = assignment_p(values, is_b, masks, exact)
+    studentise = min(n_a, n_b) >= 2
+    observed, p, used, exact = split_test(values, is_b, n_draws, rng, studentise, max_enumerate)
     p = float(p)
+    total = math.comb(len(values), n_b)
     note = ""
     if min(n_a, n_b) == 1 and len(values) == 2:
         note = (
             "one model per family: the two assignments give the same |difference|, so p = 1; "
             "no family effect is testable at the model level"
         )
-    elif math.comb(len(values), n_b) < 20:
-        note = f"only {math.comb(len(values), n_b)} assignments: p cannot go below 1/{len(masks)}"
-    se = 0.0 if exact else mc_standard_error(p, len(masks))
-    return AssignmentTest(name, float(observed), p, se, len(masks), exact, n_a, n_b, note)
+    elif total < 20:
+        note = f"only {total} assignments: p cannot go below 1/{total}"
+    se = 0.0 if exact else mc_standard_error(p, used)
+    name = "Welch t on model means" if studentise else "difference of model means"
+    return AssignmentTest(name, float(observed), p, se, used, exact, n_a, n_b, note)
 
 
 def cluster_bootstrap(

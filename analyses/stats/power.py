@@ -9,7 +9,7 @@ family effect): 0 is used, the optimistic bound, with a note.
 
 A model's panel mean is then ``N(delta * [family b], sigma_between^2 + sigma_within^2 /
 n_prompts)``; the model-level test (exact permutation over assignments of models to families,
-``model_level.assignment_p``) is run on ``n_sims`` simulated data sets per effect size, at the
+``twosample.split_test``) is run on ``n_sims`` simulated data sets per effect size, at the
 Bonferroni level ``alpha / n_panels``. The minimum detectable effect (MDE) is the smallest
 ``delta`` (median-rank units) with power >= ``target``; ``None`` when no effect reaches it (with
 one model per family no model-level test can reject: p is always 1).
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyses.stats.model_level import assignment_masks, assignment_p
+from analyses.stats.twosample import split_test
 
 EFFECT_GRID = np.linspace(0.0, 8.0, 33)  # in units of the sd of a model's panel mean
 
@@ -49,13 +49,12 @@ def power_curve(
     """Power of the model-level test at each effect in ``grid`` (units: sd of a model mean).
 
     Designs with more than 5,000 assignments use 1,999 random ones (Monte-Carlo p-values)."""
-    masks, exact = assignment_masks(n_a + n_b, n_b, max_enumerate=5000, n_draws=1999, rng=seed)
     is_b = np.arange(n_a + n_b) >= n_a
-    rng = np.random.default_rng([seed, 11])
-    noise = rng.standard_normal((n_sims, n_a + n_b))
+    noise = np.random.default_rng([seed, 11]).standard_normal((n_sims, n_a + n_b))
+    studentise = min(n_a, n_b) >= 2
     out = np.empty(len(grid))
-    for k, delta in enumerate(grid):
-        _, _, p = assignment_p(noise + delta * is_b, is_b, masks, exact)
+    for k, delta in enumerate(grid):  # the same assignments (seed) at every effect size
+        _, p, _, _ = split_test(noise + delta * is_b, is_b, 1999, seed, studentise, 5000)
         out[k] = np.mean(p <= alpha)
     return out
 

@@ -105,6 +105,78 @@ def welch_t_splits(z: np.ndarray, masks: np.ndarray) -> np.ndarray:
         return (mx - my) / np.sqrt(vx + vy)
 
 
+def split_statistic(values: np.ndarray, masks: np.ndarray, studentise: bool = True) -> np.ndarray:
+    """Welch t (``studentise``) or the difference of means, x - y, for every split in ``masks``
+    (``[n_splits, n]``, True = member of x); ``values`` ``[n]`` or ``[n_sets, n]``."""
+    if studentise:
+        return welch_t_splits(values, masks)
+    m = masks.astype(np.float64)
+    nx = m.sum(axis=1)
+    sx = values @ m.T
+    sy = values.sum(axis=-1, keepdims=values.ndim > 1) - sx
+    return sx / nx - sy / (m.shape[1] - nx)
+
+
+def _split_blocks(n: int, n_x: int, n_permutations: int, max_enumerate: int, rng):
+    """Yield blocks of split masks: every split when there are at most ``max_enumerate``, else
+    ``n_permutations`` random ones (at most ~2e6 mask cells per block)."""
+    block = max(1, 2_000_000 // max(n, 1))
+    if math.comb(n, n_x) <= max_enumerate:
+        combos = itertools.combinations(range(n), n_x)
+        while True:
+            chunk = list(itertools.islice(combos, block))
+            if not chunk:
+                return
+            masks = np.zeros((len(chunk), n), dtype=bool)
+            masks[np.repeat(np.arange(len(chunk)), n_x), np.asarray(chunk).ravel()] = True
+            yield masks
+    base = np.arange(n) < n_x
+    done = 0
+    while done < n_permutations:
+        k = min(block, n_permutations - done)
+        yield rng.permuted(np.broadcast_to(base, (k, n)), axis=1)
+        done += k
+
+
+def split_test(
+    values,
+    is_x,
+    n_permutations: int = 10_000,
+    seed: int | np.random.Generator | None = 0,
+    studentise: bool = True,
+    max_enumerate: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Two-sided permutation test of a two-group split, vectorised over data sets.
+
+    ``values`` ``[n]`` or ``[n_sets, n]``, ``is_x`` ``[n]`` marks group x. The statistic is
+    ``split_statistic``. When there are at most ``max_enumerate`` (default ``n_permutations``)
+    distinct splits, all are enumerated (exact: ``p = #{|T*| >= |T|} / C(n, n_x)``, the observed
+    split among them); otherwise ``n_permutations`` random splits (``p = (1 + #) / (1 + B)``).
+    Returns ``(observed, p, n_splits, exact)`` (arrays shaped like the data sets).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    is_x = np.asarray(is_x, dtype=bool)
+    n, n_x = len(is_x), int(is_x.sum())
+    limit = n_permutations if max_enumerate is None else max_enumerate
+    exact = math.comb(n, n_x) <= limit
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    with np.errstate(invalid="ignore"):
+        observed = split_statistic(values, is_x[None, :], studentise)[..., 0]
+        size = np.abs(observed)
+        # as extreme up to rounding; an infinite statistic is matched only by infinite ones
+        target = np.where(np.isfinite(size), size - _REL_TOL * np.maximum(size, 1.0), size)
+        count = np.zeros(np.shape(observed), dtype=np.int64)
+        used = 0
+        for masks in _split_blocks(n, n_x, n_permutations, limit, rng):
+            null = np.abs(np.nan_to_num(split_statistic(values, masks, studentise), nan=0.0,
+                                        posinf=np.inf, neginf=-np.inf))  # fmt: skip
+            count += (null >= target[..., None]).sum(axis=-1)
+            used += len(masks)
+        p = count / used if exact else (1 + count) / (1 + used)
+    p = np.where(np.isnan(observed), np.nan, p)  # an undefined statistic has no p
+    return observed, p, used, exact
+
+
 def permutation_welch_test(
     x, y, n_permutations: int = 10_000, seed: int | np.random.Generator | None = 0
 ) -> PermutationTest:
@@ -113,7 +185,7 @@ def permutation_welch_test(
     When the number of distinct splits C(n_x + n_y, n_x) is at most ``n_permutations`` every
     split is enumerated (exact test, the observed split included); otherwise ``n_permutations``
     random splits are drawn with ``numpy.random.default_rng(seed)`` and the p-value is
-    ``(1 + #{|t*| >= |t|}) / (1 + n_permutations)``.
+    ``(1 + #{|t*| >= |t|}) / (1 + n_permutations)`` (``split_test``).
     """
     x, y = _as_1d(x), _as_1d(y)
     nx, ny = len(x), len(y)
@@ -122,30 +194,8 @@ def permutation_welch_test(
     if math.isnan(t):
         return PermutationTest(t, df, math.nan, p_param, 0, False, nx, ny)
     z = np.concatenate([x, y])
-    n = nx + ny
-    total = math.comb(n, nx)
-    observed = abs(float(welch_t_splits(z, np.arange(n)[None, :] < nx)[0]))
-    tol = _REL_TOL * max(observed, 1.0)
-    if total <= n_permutations:
-        masks = np.zeros((total, n), dtype=bool)
-        for i, idx in enumerate(itertools.combinations(range(n), nx)):
-            masks[i, list(idx)] = True
-        ts = np.abs(welch_t_splits(z, masks))
-        p = float(np.mean(np.nan_to_num(ts, nan=0.0) >= observed - tol))
-        return PermutationTest(t, df, p, p_param, total, True, nx, ny)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    extreme = 0
-    batch = max(1, min(n_permutations, 2_000_000 // max(n, 1)))
-    done = 0
-    base = np.arange(n) < nx
-    while done < n_permutations:
-        k = min(batch, n_permutations - done)
-        masks = rng.permuted(np.broadcast_to(base, (k, n)), axis=1)
-        ts = np.abs(welch_t_splits(z, masks))
-        extreme += int(np.sum(np.nan_to_num(ts, nan=0.0) >= observed - tol))
-        done += k
-    p = (1 + extreme) / (1 + n_permutations)
-    return PermutationTest(t, df, float(p), p_param, n_permutations, False, nx, ny)
+    _, p, used, exact = split_test(z, np.arange(nx + ny) < nx, n_permutations, seed)
+    return PermutationTest(t, df, float(p), p_param, used, exact, nx, ny)
 
 
 def cohens_d(x, y) -> float:

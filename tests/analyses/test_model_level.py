@@ -14,8 +14,9 @@ from scipy import stats as sps
 
 from analyses.inputs.lexicon import Lexicon
 from analyses.stats.mixed_model import factor_levels, fit_mixed_model
-from analyses.stats.model_level import assignment_masks, assignment_p, assignment_test
+from analyses.stats.model_level import assignment_test
 from analyses.stats.stage1 import stage1
+from analyses.stats.twosample import split_test
 
 POSITIVE = ("best", "greatest", "good")
 
@@ -174,8 +175,8 @@ def test_model_level_test_is_nominal_under_the_null_and_the_prompt_level_one_is_
     model_effect = rng.normal(0, 2.0, size=(n_sets, n_models, 1))
     y = 50 + model_effect + rng.normal(0, 3.0, size=(n_sets, n_models, n_prompts))
     is_b = np.arange(n_models) >= 5
-    masks, exact = assignment_masks(n_models, 5)
-    _, _, p = assignment_p(y.mean(axis=2), is_b, masks, exact)
+    _, p, n_splits, exact = split_test(y.mean(axis=2), is_b)  # all 252 assignments
+    assert exact and n_splits == 252
     size = 12 / 252  # exact size of the 5/5 test at 0.05: the 12 most extreme of 252
     rate = float(np.mean(p <= 0.05))
     assert abs(rate - size) < 3 * math.sqrt(size * (1 - size) / n_sets)

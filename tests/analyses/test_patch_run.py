@@ -27,9 +27,13 @@ def test_run_patch_writes_outputs(tmp_path, tiny_llama_rm, other_dir):
     out = tmp_path / "out"
     effects = pd.read_csv(out / "patch_effects.csv")
     assert len(effects) == 2 * 4 * 3
-    assert {"normalised_effect", "normalised_ci_low", "p_signflip", "p_fdr_bh", "d_change"} <= set(
-        effects.columns
-    )
+    assert {
+        "normalised_effect",
+        "normalised_ci_low",
+        "p_permutation",
+        "p_fdr_bh",
+        "d_change",
+    } <= set(effects.columns)
     items = pd.read_parquet(out / "patch_items.parquet")
     assert len(items) == len(effects) * 2 * len(WORDS)
     lens = pd.read_csv(out / "value_lens_gap.csv")
