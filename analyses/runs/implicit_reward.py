@@ -1,10 +1,13 @@
 """``implicit-reward``: MWLR of model 2 over model 1 on next-token distributions, with statistics.
 
 Writes to ``out``: ``implicit_reward.parquet`` (every prompt x joined string, unmerged, with
-lexicon categories), ``word_means.csv``, ``top_bottom.csv/.png/.svg`` (top-k and bottom-k strings
-by mean MWLR, word-like strings only), ``comparison.csv`` and ``summary.json`` (the category
-contrast ``first - second`` for ``merge`` and, for reference, the other merge modes), the two
-models' lexicon log-prob score tables and their Stage-2 statistics under ``stage2/``, and figures.
+lexicon categories), ``word_means.csv``, ``top_bottom.csv/.png/.svg`` (the paper's Table 1 by
+default: the top-k and bottom-k joined strings, unmerged, by MWLR for the prompt
+``greatest_ever_one``; ``--table-prompt all``: word-like strings by MWLR averaged over every
+prompt under ``merge``), ``comparison.csv`` and ``summary.json`` (the category contrast ``first -
+second`` for ``merge`` and, for reference, the other merge modes), the two models' lexicon
+log-prob score tables and their Stage-2 statistics under ``stage2/`` (word match ``variants`` or
+the paper's ``exact``, recorded), and figures.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from analyses.runs.stats import write_stage2
 from analyses.stats.contrast import CategoryPair, Contrast
 from analyses.stats.implicit_reward import (
     MERGE_MODES,
+    WORD_MATCH,
     WORDLIKE,
     VocabularyJoin,
     category_contrasts,
@@ -69,6 +73,16 @@ class ImplicitRewardSettings(Resampling):
         help="The contrast A - B.  [default: Agency,Communion]", show_default=False,
     )  # fmt: skip
     top_k: int = option(20, "--top-k", kind="int", low=1, help="Strings in the top/bottom tables.")
+    table_prompt: str = option(
+        "greatest_ever_one", "--table-prompt",
+        help="Prompt of the top/bottom table (the paper's Table 1: unmerged strings for this "
+        "prompt); 'all': word-like strings averaged over every prompt under --merge.",
+    )  # fmt: skip
+    stage2_match: str = option(
+        "variants", "--stage2-match", kind="choice", choices=WORD_MATCH,
+        help="Stage-2 word log-probs: best case/space variant, or exact (the paper's: a token "
+        "that decodes to exactly the word).",
+    )  # fmt: skip
     device: str | None = option(None, "--device", help="cpu, cuda, ... [auto].")
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
 
@@ -93,25 +107,37 @@ def _logprobs(models: list[LoadedModel], prompts, progress: Progress) -> list[np
     return out
 
 
-def _top_bottom(primary: pd.DataFrame, lex: Lexicon) -> pd.DataFrame:
-    """Word-like strings with their MWLR and log-ratio averaged over prompts."""
+def _top_bottom(tables: dict, merge: str, prompt: str, lex: Lexicon) -> tuple[pd.DataFrame, str]:
+    """The strings of the top/bottom table and a sentence saying which they are.
+
+    A prompt key: every joined string (unmerged) with its MWLR for that prompt (the paper's
+    Table 1); ``all`` (or a key that is not among the prompts): word-like strings with MWLR and
+    log-ratio averaged over every prompt under ``merge``.
+    """
+    unmerged = tables["none"]
+    if prompt != "all" and prompt in set(unmerged["prompt_key"]):
+        rows = unmerged[unmerged["prompt_key"] == prompt][["response", "mwlr", "log_ratio"]]
+        how = f"every joined string (unmerged, the paper's Table 1) for prompt {prompt}"
+        return join_categories(rows, lex).rename(columns={"response": "word"}), how
     by_word = join_categories(
-        primary.groupby("response", as_index=False)[["mwlr", "log_ratio"]].mean(), lex
+        tables[merge].groupby("response", as_index=False)[["mwlr", "log_ratio"]].mean(), lex
     )
     by_word = by_word[by_word["response"].map(lambda s: bool(WORDLIKE.match(merge_key(s))))]
-    return by_word.rename(columns={"response": "word"})
+    how = f"word-like strings, MWLR averaged over every prompt (merge {merge})"
+    if prompt != "all":
+        how += f"; prompt {prompt} is not among the prompts"
+    return by_word.rename(columns={"response": "word"}), how
 
 
 def _figures(
-    out: Path, by_word, means, names: tuple[str, str], pair: CategoryPair, top_k: int, n_prompts
+    out: Path, by_word, means, names: tuple[str, str], pair: CategoryPair, top_k: int, how: str
 ) -> list[Path]:
     from analyses.figures import stats as figs
 
     m1, m2 = names
     files = figs.top_bottom_table(
         by_word, out / "top_bottom", k=top_k, value="mwlr",
-        title=f"Implicit reward (MWLR, mean over {n_prompts} prompts): "
-        f"top = favoured by {m2}, bottom = by {m1}",
+        title=f"Implicit reward (MWLR) of {how}:\ntop = favoured by {m2}, bottom = by {m1}",
     )  # fmt: skip
     lex_words = means[(means["framing"] == "all")].assign(abs=lambda d: d["mwlr"].abs())
     chosen = (
@@ -184,10 +210,10 @@ def run_implicit_reward(
     files.append(out / "comparison.csv")
     pd.DataFrame(rows).to_csv(files[-1], index=False)
 
-    by_word = _top_bottom(tables[s.merge], lex)
+    by_word, table_how = _top_bottom(tables, s.merge, s.table_prompt, lex)
     if not s.no_figures:
         files += _figures(out, by_word, primary_means, (m1.name, m2.name), s.categories,
-                          s.top_k, len(prompt_list))  # fmt: skip
+                          s.top_k, table_how)  # fmt: skip
     else:
         files.append(out / "top_bottom.csv")
         by_word.sort_values("mwlr", ascending=False).to_csv(files[-1], index=False)
@@ -196,15 +222,17 @@ def run_implicit_reward(
     prov = provenance(
         lexicon=lex, seed=s.seed, models=[m.provenance() for m in loaded], prompts=s.prompts,
         merge=s.merge, drop_pronouns=not s.keep_pronouns, n_permutations=s.permutations,
-        n_bootstrap=s.bootstrap,
+        n_bootstrap=s.bootstrap, table_prompt=s.table_prompt, stage2_match=s.stage2_match,
     )  # fmt: skip
     stage2_dir = out / "stage2"
     lm_scores = pd.concat(
-        [lexicon_logprob_scores(m, prompt_list, lp, lex) for m, lp in zip(loaded, logprobs)],
+        [lexicon_logprob_scores(m, prompt_list, lp, lex, s.stage2_match)
+         for m, lp in zip(loaded, logprobs)],
         ignore_index=True,
-    )
+    )  # fmt: skip
     files.append(write_score_table(lm_scores, stage2_dir / "lm_scores.parquet", prov))
-    s2 = stage2(lm_scores, lex, provenance=prov)
+    s2 = stage2(lm_scores, lex, provenance=prov, n_bootstrap=s.bootstrap, seed=s.seed,
+                word_match=s.stage2_match)  # fmt: skip
     files += write_stage2(s2, stage2_dir)
     if not s.no_figures:
         from analyses.figures import stats as figs
@@ -217,6 +245,11 @@ def run_implicit_reward(
         "model_1": m1.name,
         "model_2": m2.name,
         "definition": "MWLR(y) = 0.5 (p(y) + q(y)) (log q(y) - log p(y)); p = model_1, q = model_2",
+        "merge_definition": {
+            "none": "decoded strings as they are (empty string dropped)",
+            "mean": "mean of the case/whitespace variants' MWLR values (the paper's Fig 3)",
+            "sum": "MWLR of the variants' summed probabilities",
+        },
         "contrast": s.categories.label,
         "merge": s.merge,
         "n_prompts": len(prompt_list),
@@ -227,6 +260,7 @@ def run_implicit_reward(
             m: [c.row(by="framing") for c in cs] for m, cs in contrasts.items() if m != s.merge
         },
         "stage2": s2.summary(),
+        "top_bottom": table_how,
         "top": by_word.nlargest(s.top_k, "mwlr")[["word", "mwlr", "category"]].to_dict("records"),
         "bottom": by_word.nsmallest(s.top_k, "mwlr")[["word", "mwlr", "category"]].to_dict(
             "records"

@@ -11,11 +11,20 @@ that string (strings in both vocabularies only), and
 so MWLR > 0 means model 2 favours ``y`` more than model 1 does, weighted by how likely ``y`` is
 under either model at all.
 
+The empty decoded string is dropped before the join (as the paper's scripts drop it).
+
 Optionally, case and whitespace variants (``" Love"``, ``"love"``, ``"LOVE"``) are merged to one
-key (stripped, lowercased) after the join: ``merge="mean"`` averages their log-probs (per model),
+key (stripped, lowercased) after the join: ``merge="mean"`` is the paper's Fig 3 procedure, the
+mean of the variants' MWLR values (and of their log-ratios; ``logp``/``logq`` are then the mean
+log-probs, for reference: MWLR of averaged log-probs is a different, smaller-weighted number);
 ``merge="sum"`` adds their probabilities (log-sum-exp: the probability of emitting the word in any
-of those surface forms). ``"sum"`` suits two models whose prompt formats differ (an instruct model
-answers after a newline, ``"Love"``; a pretrained model continues the raw prompt, ``" Love"``).
+of those surface forms) and takes MWLR of those. ``"sum"`` suits two models whose prompt formats
+differ (an instruct model answers after a newline, ``"Love"``; a pretrained model continues the
+raw prompt, ``" Love"``).
+
+``lexicon_logprob_scores`` reads a lexicon word's log-prob for Stage 2 in one of two modes:
+``variants`` (the best of the tokens that decode to the word after stripping and lowercasing) or
+``exact`` (the paper's: only a token that decodes to exactly the word counts).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from interp.errors import UserError
 from interp.score_rows import score_rows
 
 MERGE_MODES = ("none", "mean", "sum")
+WORD_MATCH = ("variants", "exact")
 WORDLIKE = re.compile(r"^[a-z][a-z'\-]*$")
 
 
@@ -87,17 +97,26 @@ def join_distributions(
         columns={"logprob": "logq", "token_id": "token_id_q"}
     )
     joined = a.merge(b, on="response", how="inner")
+    joined = joined[joined["response"] != ""]
+    joined["log_ratio"] = joined["logq"] - joined["logp"]
+    joined["mwlr"] = mwlr(joined["logp"].to_numpy(), joined["logq"].to_numpy())
     if merge != "none":
         joined["key"] = joined["response"].map(merge_key)
         joined = joined[joined["key"] != ""]
         agg = "mean" if merge == "mean" else _logsumexp
         grouped = joined.groupby("key", sort=False)
-        merged = grouped.agg(logp=("logp", agg), logq=("logq", agg), n_variants=("logp", "size"))
+        merged = grouped.agg(logp=("logp", agg), logq=("logq", agg), n_variants=("logp", "size"),
+                             mwlr_mean=("mwlr", "mean"))  # fmt: skip
         best_p = joined.loc[grouped["logp"].idxmax(), ["key", "token_id_p"]].set_index("key")
         best_q = joined.loc[grouped["logq"].idxmax(), ["key", "token_id_q"]].set_index("key")
         joined = merged.join(best_p).join(best_q).reset_index().rename(columns={"key": "response"})
-    joined["log_ratio"] = joined["logq"] - joined["logp"]
-    joined["mwlr"] = mwlr(joined["logp"].to_numpy(), joined["logq"].to_numpy())
+        joined["log_ratio"] = joined["logq"] - joined["logp"]
+        joined["mwlr"] = (
+            joined["mwlr_mean"]
+            if merge == "mean"
+            else mwlr(joined["logp"].to_numpy(), joined["logq"].to_numpy())
+        )
+        joined = joined.drop(columns="mwlr_mean")
     return joined.reset_index(drop=True)
 
 
@@ -162,6 +181,8 @@ class VocabularyJoin:
         up, inv_p = np.unique(np.asarray(strings_p, dtype=object).astype(str), return_inverse=True)
         uq, inv_q = np.unique(np.asarray(strings_q, dtype=object).astype(str), return_inverse=True)
         shared, ip, iq = np.intersect1d(up, uq, assume_unique=True, return_indices=True)
+        keep = shared != ""  # the empty decoded string is dropped
+        shared, ip, iq = shared[keep], ip[keep], iq[keep]
         map_p = np.full(len(up), -1)
         map_p[ip] = np.arange(len(shared))
         map_q = np.full(len(uq), -1)
@@ -180,8 +201,9 @@ class VocabularyJoin:
     ) -> dict[str, np.ndarray]:
         """Joined arrays for ``logp`` [n_prompts, vocab_p] and ``logq`` [n_prompts, vocab_q].
 
-        Returns ``response`` [n_keys] and ``logp, logq, token_id_p, token_id_q, n_variants``
-        [n_prompts, n_keys]; the same numbers as ``join_distributions`` prompt by prompt.
+        Returns ``response`` [n_keys] and ``logp, logq, mwlr, token_id_p, token_id_q,
+        n_variants`` [n_prompts, n_keys]; the same numbers as ``join_distributions`` prompt by
+        prompt.
         """
         if merge not in MERGE_MODES:
             raise UserError(f"merge {merge!r}: use one of {', '.join(MERGE_MODES)}")
@@ -189,8 +211,8 @@ class VocabularyJoin:
         lq, tq = self._side(np.atleast_2d(logq), self.code_q)
         ones = np.ones_like(lp, dtype=np.int64)
         if merge == "none":
-            return {"response": self.strings, "logp": lp, "logq": lq, "token_id_p": tp,
-                    "token_id_q": tq, "n_variants": ones}  # fmt: skip
+            return {"response": self.strings, "logp": lp, "logq": lq, "mwlr": mwlr(lp, lq),
+                    "token_id_p": tp, "token_id_q": tq, "n_variants": ones}  # fmt: skip
         keys = np.array([merge_key(x) for x in self.strings], dtype=object)
         keep = np.flatnonzero(keys != "")
         ukeys, codes = np.unique(keys[keep].astype(str), return_inverse=True)
@@ -199,10 +221,15 @@ class VocabularyJoin:
         mq, aq = _group_reduce(lq[:, keep], codes, len(ukeys), how)
         rows = np.arange(lp.shape[0])[:, None]
         counts = np.bincount(codes, minlength=len(ukeys))
+        if merge == "mean":  # the mean of the variants' MWLR values (the paper's Fig 3)
+            value, _ = _group_reduce(mwlr(lp[:, keep], lq[:, keep]), codes, len(ukeys), "mean")
+        else:
+            value = mwlr(mp, mq)
         return {
             "response": ukeys.astype(object),
             "logp": mp,
             "logq": mq,
+            "mwlr": value,
             "token_id_p": tp[:, keep][rows, ap],
             "token_id_q": tq[:, keep][rows, aq],
             "n_variants": np.broadcast_to(counts, mp.shape),
@@ -239,7 +266,7 @@ def joined_table(
         }
     )
     table["log_ratio"] = table["logq"] - table["logp"]
-    table["mwlr"] = mwlr(table["logp"].to_numpy(), table["logq"].to_numpy())
+    table["mwlr"] = np.asarray(arrays["mwlr"]).ravel()
     return table
 
 
@@ -295,15 +322,20 @@ def category_contrasts(
 
 # ------------------------------------------------------------------ LM score tables
 def lexicon_logprob_scores(
-    loaded, prompts: Sequence, logprobs: np.ndarray, lexicon: Lexicon
+    loaded, prompts: Sequence, logprobs: np.ndarray, lexicon: Lexicon, match: str = "variants"
 ) -> pd.DataFrame:
     """Score table (kind ``lm``) of the lexicon's single-token words for one model.
 
-    A word's score is the highest log-prob among the tokens that decode to it after stripping and
-    lowercasing (``" Love"``, ``"love"``, ...); ``token_id`` is that token. Input for Stage 2.
+    ``match="variants"``: a word's score is the highest log-prob among the tokens that decode to
+    it after stripping and lowercasing (``" Love"``, ``"love"``, ...); ``match="exact"`` (the
+    paper's Fig 2): only tokens that decode to exactly the word. ``token_id`` is the token used.
+    Input for Stage 2.
     """
+    if match not in WORD_MATCH:
+        raise UserError(f"word match {match!r}: use one of {', '.join(WORD_MATCH)}")
     strings = decoded_vocabulary(loaded.tokenizer, logprobs.shape[1])
-    keys = pd.Series([merge_key(s) for s in strings])
+    keys = pd.Series([merge_key(s) if match == "variants" or merge_key(s) == s else ""
+                      for s in strings])  # fmt: skip
     cats = {k: lexicon.match(k) for k in keys.unique() if WORDLIKE.match(k)}
     ids = np.array([i for i, k in enumerate(keys) if cats.get(k)])
     if len(ids) == 0:

@@ -59,6 +59,14 @@ def test_merge_variants_mean_and_sum():
     assert mean.loc["love", "n_variants"] == 2
     assert mean.loc["love", "logp"] == pytest.approx((math.log(0.4) + math.log(0.1)) / 2)
     assert mean.loc["love", "token_id_p"] == 0 and mean.loc["love", "token_id_q"] == 0
+    # the paper's Fig 3: the mean of the variants' MWLR values, not MWLR of the mean log-probs
+    variants = [mwlr(np.log([0.4]), np.log([0.2]))[0], mwlr(np.log([0.1]), np.log([0.3]))[0]]
+    assert mean.loc["love", "mwlr"] == pytest.approx(np.mean(variants))
+    of_means = mwlr(np.array([mean.loc["love", "logp"]]), np.array([mean.loc["love", "logq"]]))[0]
+    assert mean.loc["love", "mwlr"] != pytest.approx(of_means)
+    assert mean.loc["love", "log_ratio"] == pytest.approx(
+        np.mean([math.log(0.2 / 0.4), math.log(0.3 / 0.1)])
+    )
     total = join_distributions(strings_p, logp, strings_q, logq, merge="sum").set_index("response")
     assert total.loc["love", "logp"] == pytest.approx(math.log(0.5))
     assert total.loc["love", "logq"] == pytest.approx(math.log(0.5))
@@ -143,6 +151,10 @@ def test_run_implicit_reward_on_tiny_models(tiny_llama_lm, tiny_gemma_lm, tmp_pa
     )  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model_1"] == tiny_llama_lm and summary["merge"] == "sum"
+    assert summary["stage2"]["word_match"] == "variants"
+    assert "Table 1" not in summary["top_bottom"]  # greatest_ever_one is not among these prompts
+    anova = {a["term"]: a for a in summary["stage2"]["anova"]}
+    assert 0 <= anova["category"]["eta_ci_low"] <= anova["category"]["partial_eta_sq"]
     assert {c["framing"] for c in summary["comparison"]} == {"positive", "negative", "all"}
     assert set(summary["comparison_other_merges"]) == {"none", "mean"}
     table = pd.read_parquet(out / "implicit_reward.parquet")
@@ -160,6 +172,60 @@ def test_run_implicit_reward_on_tiny_models(tiny_llama_lm, tiny_gemma_lm, tmp_pa
             "anova.csv", "lm_scores.parquet"} <= names  # fmt: skip
     assert summary["provenance"]["models"][0]["fingerprint"]
     assert summary["stage2"]["anova"][0]["term"] == "category"
+
+
+def test_mean_merge_on_a_synthetic_check():
+    """Three variants with very different probabilities: averaging log-probs first dilutes the
+    frequent variant (the issue's -0.21 against the paper's -0.25 is this effect)."""
+    strings = [" Freedom", "Freedom", "freedom", "x"]
+    logp = np.log([0.50, 0.02, 0.01, 0.47])
+    logq = np.log([0.10, 0.05, 0.04, 0.81])
+    mean = join_distributions(strings, logp, strings, logq, merge="mean").set_index("response")
+    by_variant = mwlr(logp[:3], logq[:3])
+    assert mean.loc["freedom", "mwlr"] == pytest.approx(by_variant.mean())
+    assert mean.loc["freedom", "mwlr"] < mwlr(logp[:3].mean(), logq[:3].mean())
+
+
+def test_the_empty_string_is_dropped():
+    from analyses.stats.implicit_reward import VocabularyJoin
+
+    strings_p, strings_q = ["", "a", "b"], ["b", "", "a"]
+    logp, logq = np.log([0.5, 0.3, 0.2]), np.log([0.1, 0.6, 0.3])
+    for merge in ("none", "mean", "sum"):
+        t = join_distributions(strings_p, logp, strings_q, logq, merge=merge)
+        assert "" not in set(t["response"]) and len(t) == 2
+    assert "" not in set(VocabularyJoin.build(strings_p, strings_q).strings)
+
+
+def test_stage2_exact_match_keeps_only_exact_tokens():
+    from types import SimpleNamespace
+
+    from analyses.inputs.lexicon import Lexicon
+    from analyses.inputs.prompts import paper_prompts
+    from analyses.stats.implicit_reward import lexicon_logprob_scores
+
+    vocab = ["love", " Love", "power", " power", "Power", "care"]
+
+    class Tok:
+        def __len__(self):
+            return len(vocab)
+
+        def batch_decode(self, ids):
+            return [vocab[i[0]] for i in ids]
+
+    loaded = SimpleNamespace(tokenizer=Tok(), name="m", family="Llama")
+    lex = Lexicon("t", "s", "1", {"Agency": ["power"], "Communion": ["love", "care"]})
+    logprobs = np.log(np.array([[0.1, 0.3, 0.05, 0.2, 0.15, 0.2]]))
+    prompts = paper_prompts()[:1]
+    variants = lexicon_logprob_scores(loaded, prompts, logprobs, lex, "variants")
+    exact = lexicon_logprob_scores(loaded, prompts, logprobs, lex, "exact")
+    v = variants.set_index("response")
+    e = exact.set_index("response")
+    assert v.loc["love", "token_id"] == 1 and v.loc["power", "token_id"] == 3  # best variant
+    assert e.loc["love", "token_id"] == 0 and e.loc["power", "token_id"] == 2  # exact tokens
+    assert e.loc["love", "score"] == pytest.approx(math.log(0.1))
+    with pytest.raises(UserError, match="word match"):
+        lexicon_logprob_scores(loaded, prompts, logprobs, lex, "fuzzy")
 
 
 @pytest.mark.parametrize("merge", ["none", "mean", "sum"])
@@ -233,3 +299,19 @@ def test_implicit_reward_on_the_embedded_pair(tmp_path, shared_dir):
     assert all(c["n_first"] > 50 and c["n_second"] > 50 for c in s["comparison"])
     terms = {a["term"] for a in s["stage2"]["anova"]}
     assert {"category", "model", "category:model"} <= terms
+
+
+def test_table_one_defaults_to_greatest_ever_one_unmerged():
+    from analyses.inputs.lexicon import Lexicon
+    from analyses.runs.implicit_reward import _top_bottom
+
+    none = pd.DataFrame({"prompt_key": ["greatest_ever_one"] * 3 + ["worst_ever_one"] * 3,
+                         "response": [" Love", "love", "!"] * 2,
+                         "mwlr": [0.3, -0.1, 0.05, 9.0, 9.0, 9.0], "log_ratio": 0.0})  # fmt: skip
+    merged = none.assign(response=none["response"].str.strip().str.lower())
+    lex = Lexicon("t", "s", "1", {"Communion": ["love"]})
+    rows, how = _top_bottom({"none": none, "sum": merged}, "sum", "greatest_ever_one", lex)
+    assert "Table 1" in how and rows["word"].tolist() == [" Love", "love", "!"]  # every string
+    assert rows["mwlr"].tolist() == [0.3, -0.1, 0.05]  # that prompt only
+    rows, how = _top_bottom({"none": none, "sum": merged}, "sum", "all", lex)
+    assert "averaged over every prompt" in how and set(rows["word"]) == {"love"}
