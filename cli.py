@@ -32,6 +32,7 @@ from analyses.runs import (
     stats,
     train_probes,
     train_rm,
+    training_dynamics,
     value_lens,
 )
 from analyses.runs.options import Opt, cli_options
@@ -208,6 +209,7 @@ for _group, _name, _settings, _run in (
     (main, "train-probes", train_probes.TrainProbesSettings, train_probes.run_train_probes),
     (main, "compare-probes", compare_probes.CompareProbesSettings, compare_probes.run_compare_probes),
     (main, "train-rm", train_rm.TrainRmSettings, train_rm.run_train_rm),
+    (main, "training-dynamics", training_dynamics.TrainingDynamicsSettings, training_dynamics.run_training_dynamics),
     (main, "patch", patch.PatchSettings, patch.run_patch),
     (main, "value-lens", value_lens.ValueLensSettings, value_lens.run_value_lens),
     (main, "demo", demo.DemoSettings, demo.run_demo),

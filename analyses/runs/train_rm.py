@@ -9,10 +9,12 @@ with every checkpoint (and the base model's own log-probs as the reference) and 
 - ``training_metrics.csv``: the same per-checkpoint numbers as a table;
 - ``durability_scores.parquet``: score table of every checkpoint (column ``step``) and of the
   base LM (``kind == "lm"``, ``step == -1``);
-- ``durability.csv``: per checkpoint and framing (never pooled into one headline: the effect can
-  reverse with framing), the category contrast ``first - second`` of word means over the
-  framing's prompts (``analyses.stats.contrast``: difference and Cohen's d with 95 % bootstrap CIs
-  over words, permutation Welch test, n = words);
+- ``durability.csv``: per checkpoint and framing (never pooled into one number: the effect can
+  reverse with framing), ``analyses.stats.training_dynamics.durability_table``, the code that
+  also analyses the paper's training runs: each category's median rank over the framing's prompts
+  and the rank gap ``first - second``, beside the category contrast of word means
+  (``analyses.stats.contrast``: difference and Cohen's d with 95 % bootstrap CIs over words,
+  permutation Welch test, n = words);
 - ``durability.png/.svg``.
 
 Cohen's d is compared across checkpoints because the raw reward scale drifts during training.
@@ -31,7 +33,8 @@ from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
 from analyses.runs.common import PromptChoice, RunResult, write_json
 from analyses.runs.options import option
-from analyses.stats.contrast import CategoryPair, CategoryWords, category_words, contrast_by
+from analyses.stats.contrast import CategoryPair, category_words
+from analyses.stats.training_dynamics import durability_table
 from interp.errors import UserError
 from interp.models.loading import LoadedModel, ModelSpec, load_model
 from interp.progress import NoProgress, Progress
@@ -124,32 +127,44 @@ class TrainRmRun(RunResult):
         ]
         for step, acc in s["heldout_accuracy"].items():
             lines.append(f"step {step}: held-out pairwise accuracy {acc:.3f} (n={s['n_heldout']})")
+        for framing, d in s.get("durability", {}).items():
+            base = d["base_lm_logprob_d"]
+            lines.append(
+                f"durability, {framing} prompts ({d['n_prompts']}): Cohen's d {s['gap']} base LM "
+                f"{base:+.2f}, RM step 0 {d['rm_d_step0']:+.2f}, final {d['rm_d_final']:+.2f} "
+                f"[{d['rm_d_final_ci'][0]:+.2f}, {d['rm_d_final_ci'][1]:+.2f}]; rank gap final "
+                f"{d['rm_rank_gap_final']:+.1f}"
+                if base is not None else f"durability, {framing}: see durability.csv"
+            )  # fmt: skip
         lines.append(f"checkpoints and records: {self.out}")
         return "\n".join(lines)
 
 
-def durability_contrasts(
-    table: pd.DataFrame, words: CategoryWords, seed: int, n_permutations: int = 2000,
-    n_bootstrap: int = 1000,
+def durability_rows(
+    table: pd.DataFrame, categories: pd.DataFrame, pair: CategoryPair, seed: int,
+    n_permutations: int = 2000, n_bootstrap: int = 1000,
 ) -> pd.DataFrame:  # fmt: skip
-    """The category contrast of one score table per framing (and pooled ``all``), as rows."""
-    framings = [f for f in ("positive", "negative") if f in set(table["framing"])]
-    contrasts = contrast_by(
-        table, words, value="score", by="framing", subsets=framings, pooled="all",
-        correction="none", n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-    )  # fmt: skip
-    return pd.DataFrame([c.row(by="framing") for c in contrasts])
+    """Rank gap and category contrast of one checkpoint's score table, per framing (never
+    pooled), through ``training_dynamics.durability_table``. ``table`` has ``step`` and ``kind``."""
+    run = f"{table['model'].iloc[0]}:{table['kind'].iloc[0]}"
+    axis = table.assign(run=run, checkpoint=table["step"], family=table.get("family", "unknown"))
+    rows = durability_table(axis, categories, pair, seed, n_permutations, n_bootstrap)
+    rows = rows.drop(columns=["run", "checkpoint"])
+    for name, value in (("step", table["step"].iloc[0]), ("kind", table["kind"].iloc[0]),
+                        ("model", table["model"].iloc[0])):  # fmt: skip
+        rows.insert(0, name, value)
+    return rows
 
 
 class DurabilityScorer:
     """Scores the lexicon with each checkpoint (called by the trainer) and keeps the tables."""
 
     def __init__(
-        self, prompts: list[Prompt], words: CategoryWords, all_words: list[str], label: str,
-        seed: int,
+        self, prompts: list[Prompt], categories: pd.DataFrame, pair: CategoryPair,
+        all_words: list[str], label: str, seed: int,
     ) -> None:  # fmt: skip
-        self.prompts, self.words, self.all_words = prompts, words, all_words
-        self.label, self.seed = label, seed
+        self.prompts, self.categories, self.pair = prompts, categories, pair
+        self.all_words, self.label, self.seed = all_words, label, seed
         self.scores: list[pd.DataFrame] = []
         self.stats: list[pd.DataFrame] = []
 
@@ -161,15 +176,13 @@ class DurabilityScorer:
         table["step"] = step
         table["kind"] = kind
         self.scores.append(table)
-        stats = durability_contrasts(table, self.words, self.seed)
-        stats.insert(0, "step", step)
-        stats.insert(0, "kind", kind)
-        stats.insert(0, "model", self.label)
+        stats = durability_rows(table, self.categories, self.pair, self.seed)
         self.stats.append(stats)
-        rows = {r["framing"]: r for r in stats.to_dict("records")}
         return {
-            f: {"d": r["d"], "difference": r["difference"], "p": r["p"]} for f, r in rows.items()
-        }
+            r["framing"]: {"d": r["d"], "difference": r["difference"], "p": r["p"],
+                           "rank_gap": r["rank_gap"]}
+            for r in stats.to_dict("records")
+        }  # fmt: skip
 
     def __call__(self, checkpoint: Checkpoint, view: LoadedModel) -> dict:
         return self.add(view, checkpoint.step, "rm")
@@ -181,7 +194,8 @@ class DurabilityScorer:
 
 
 def durability_summary(durability: pd.DataFrame) -> dict:
-    """Per framing: base LM d, RM d at the first and last checkpoint, whether the sign held."""
+    """Per framing (never pooled): base LM d and rank gap, the RM's at the first and last
+    checkpoint, whether the sign held."""
     out = {}
     for framing, g in durability.groupby("framing"):
         lm = g[g["kind"] == "lm"]
@@ -189,11 +203,16 @@ def durability_summary(durability: pd.DataFrame) -> dict:
         first, last = rm.iloc[0], rm.iloc[-1]
         out[framing] = {
             "base_lm_logprob_d": float(lm["d"].iloc[0]) if len(lm) else None,
+            "base_lm_rank_gap": float(lm["rank_gap"].iloc[0]) if len(lm) else None,
             "rm_d_step0": float(first["d"]),
             "rm_d_final": float(last["d"]),
             "rm_d_final_ci": [float(last["d_ci_low"]), float(last["d_ci_high"])],
             "rm_p_final": float(last["p"]),
+            "rm_rank_gap_step0": float(first["rank_gap"]),
+            "rm_rank_gap_final": float(last["rank_gap"]),
             "final_step": int(last["step"]),
+            "n_words": [int(last["n_first"]), int(last["n_second"])],
+            "n_prompts": int(last["n_prompts"]),
             "same_sign_as_base_lm": bool(
                 len(lm) and np.sign(lm["d"].iloc[0]) == np.sign(last["d"])
             ),
@@ -229,10 +248,10 @@ def run_train_rm(
         if rs.categories.empty:
             raise UserError(f"--lexicon {s.lexicon!r}: durability needs words with categories")
         all_words = list(rs.responses.words)
-        words = category_words(rs.categories, s.gap, all_words)
+        category_words(rs.categories, s.gap, all_words)  # refuse a pair without words early
         lexicon_record = rs.description
         prompts = load_prompts(s.prompts, s.prompt_keys)
-        scorer = DurabilityScorer(prompts, words, all_words, s.base, s.seed)
+        scorer = DurabilityScorer(prompts, rs.categories, s.gap, all_words, s.base, s.seed)
     result: TrainResult = train_reward_model(
         s.base, data.pairs, config, out, data.record, scorer, progress
     )
@@ -261,6 +280,7 @@ def run_train_rm(
         files += [out / "durability_scores.parquet", out / "durability.csv"]
         files += durability_figure(rm_rows, out / "durability", f"RM trained from {s.base}")
         summary["durability"] = durability_summary(durability)
+        summary["gap"] = s.gap.label
         summary["lexicon"] = lexicon_record
         record = dict(result.record)
         record["durability"] = {

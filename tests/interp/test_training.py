@@ -24,8 +24,8 @@ from analyses.inputs.preference_data import (
     split_hh_transcript,
 )
 from analyses.inputs.prompts import paper_prompts
-from analyses.runs.train_rm import TrainRmSettings, durability_contrasts, run_train_rm
-from analyses.stats.contrast import CategoryPair, category_words
+from analyses.runs.train_rm import TrainRmSettings, durability_rows, run_train_rm
+from analyses.stats.contrast import CategoryPair
 from interp.errors import UserError
 from interp.formatting import conversation_format, exchange_format
 from interp.models.loading import ModelSpec, load_model
@@ -299,19 +299,17 @@ def test_durability_and_gap_stats(tmp_path, tiny_llama_lm):
     assert settings.train_config() == dataclasses.replace(config, save_checkpoints="none")
     summary = run_train_rm(settings, data=data).summary
     dur = pd.read_csv(tmp_path / "run" / "durability.csv")
-    assert set(dur["kind"]) == {"rm", "lm"} and set(dur["framing"]) == {
-        "positive",
-        "negative",
-        "all",
-    }
+    # per framing, never pooled into one number (the effect can reverse with framing)
+    assert set(dur["kind"]) == {"rm", "lm"} and set(dur["framing"]) == {"positive", "negative"}
     steps = sorted(dur.loc[dur["kind"] == "rm", "step"].unique())
     assert steps[0] == 0 and steps[-1] > 0
     # training prefers GOOD (labelled Communion here) words: the gap moves towards Communion
-    rm_all = dur[(dur["kind"] == "rm") & (dur["framing"] == "all")].set_index("step")
-    assert rm_all.loc[steps[-1], "d"] < rm_all.loc[0, "d"]
-    assert rm_all.loc[steps[-1], "difference"] < 0
+    rm_pos = dur[(dur["kind"] == "rm") & (dur["framing"] == "positive")].set_index("step")
+    assert rm_pos.loc[steps[-1], "d"] < rm_pos.loc[0, "d"]
+    assert rm_pos.loc[steps[-1], "difference"] < 0
+    assert rm_pos.loc[steps[-1], "rank_gap"] > 0  # Agency words now ranked lower (worse)
     assert (tmp_path / "run" / "durability.png").exists()
-    assert "all" in summary["durability"]
+    assert set(summary["durability"]) == {"positive", "negative"}
 
 
 def test_durability_contrast_known_values():
@@ -329,13 +327,18 @@ def test_durability_contrast_known_values():
             "category": ["Agency"] * 3 + ["Communion"] * 3,
         }
     )
-    words = category_words(cats, CategoryPair("Agency", "Communion"))
-    out = durability_contrasts(scores, words, 0, n_permutations=100, n_bootstrap=50)
+    scores = scores.assign(model="m", kind="rm", step=0)
+    out = durability_rows(scores, cats, CategoryPair("Agency", "Communion"), 0,
+                          n_permutations=100, n_bootstrap=50)  # fmt: skip
     out = out.set_index("framing")
-    assert out.loc["all", "difference"] == pytest.approx(3.0)
-    assert out.loc["all", "d"] == pytest.approx(3.0)
+    assert set(out.index) == {"positive", "negative"}  # no pooled "all"
+    assert out.loc["positive", "difference"] == pytest.approx(3.0)
+    assert out.loc["positive", "d"] == pytest.approx(3.0)
     assert out.loc["positive", "p"] == pytest.approx(0.1)  # exact: 2 of 20 splits
-    assert out.loc["positive", "n_prompts"] == 1 and out.loc["all", "n_prompts"] == 2
+    assert out.loc["positive", "n_prompts"] == 1
+    # ranks: agency words 3, 2, 1 (median 2), communion 6, 5, 4 (median 5): gap 2 - 5
+    assert out.loc["negative", "rank_gap"] == pytest.approx(-3.0)
+    assert out.loc["negative", "median_rank_Agency"] == pytest.approx(2.0)
 
 
 # ------------------------------------------------------------------------------ slow
