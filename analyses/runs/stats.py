@@ -229,12 +229,14 @@ def _reviewer(s: StatsSettings, table, res: Stage1Result, coding, progress) -> t
     words = category_words(res.ranked[["response", "category"]], pair)
     ra, nulls = random_split_null(rank_matrix(res.ranked), (words.first, words.second), pair,
                                   res.families, s.random_splits, s.seed, s.bootstrap)  # fmt: skip
-    axes = axis_effects(coding.lexicon.name, res.ranked, res.families, nulls, pair)
+    axes = axis_effects(coding.lexicon.name, res.ranked, res.families, nulls, pair,
+                        order=coding.lexicon.category_names)  # fmt: skip
     notes = []
     for name in s.control_lexicons:
         other = load_lexicon(name, progress=progress)
         try:
-            found = axis_effects(other.name, categorised_scores(table, other), res.families, nulls)
+            found = axis_effects(other.name, categorised_scores(table, other), res.families,
+                                 nulls, order=other.category_names)  # fmt: skip
             if not found:
                 notes.append(f"control lexicon {other.name}: no pair of its categories has 5 "
                              "scored words each")  # fmt: skip

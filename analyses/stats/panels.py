@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analyses.stats.contrast import compare
-from analyses.stats.corrections import bonferroni, floor_p, stars
+from analyses.stats.corrections import bonferroni, stars
 from analyses.stats.model_level import assignment_test, cluster_bootstrap
 from analyses.stats.twosample import draws_for_floor, mc_standard_error, parametric_welch_p
 
@@ -199,4 +199,4 @@ def panel_tests(
 
 def _welch_p(c) -> float:
     """The parametric Welch p of a ``Contrast`` (kept off exact 0)."""
-    return floor_p(parametric_welch_p(c.test.statistic, c.test.df))
+    return parametric_welch_p(c.test.statistic, c.test.df)

@@ -211,13 +211,15 @@ def axis_effects(
     nulls: dict[str, np.ndarray],
     observed: CategoryPair | None = None,
     min_words: int = 5,
+    order: Sequence[str] = (),
 ) -> list[AxisEffect]:
     """The effect for every pair of categories in ``ranked`` with ``min_words`` exclusive words
-    each (both orders are the same axis: one order, lexicon order, is reported)."""
+    each (both orders are the same axis: one is reported, in ``order``, e.g. the lexicon's)."""
     matrix = rank_matrix(ranked)
     col = {w: i for i, w in enumerate(matrix.words)}
     by_word = ranked.groupby("response")["category"].agg(set)
-    cats = list(dict.fromkeys(ranked["category"]))
+    present = list(dict.fromkeys(ranked["category"]))
+    cats = [c for c in order if c in present] + [c for c in present if c not in order]
     out = []
     for c1, c2 in itertools.combinations(cats, 2):
         w1 = [col[w] for w, cs in by_word.items() if c1 in cs and c2 not in cs]

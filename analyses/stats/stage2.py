@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analyses.inputs.lexicon import Lexicon
-from analyses.stats.corrections import benjamini_hochberg
+from analyses.stats.corrections import benjamini_hochberg, floor_p
 from analyses.stats.effect_sizes import partial_eta_squared, partial_eta_squared_ci
 from analyses.stats.ranking import categorised_scores, check_complete_design, median_ranks
 from analyses.stats.stage1 import records
@@ -202,7 +202,7 @@ def stage2(
             sum_sq=float(row["sum_sq"]),
             df=float(row["df"]),
             F=float(row["F"]),
-            p=float(row["PR(>F)"]),
+            p=floor_p(float(row["PR(>F)"])),
         )
         if idx != "Residual":
             lo, hi = partial_eta_squared_ci(term.F, term.df, df_res)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from analyses.stats.corrections import floor_p
+
 # relative tolerance when comparing permuted statistics with the observed one (as scipy does),
 # so that permutations giving the same statistic up to rounding count as "as extreme"
 _REL_TOL = 1e-12
@@ -62,10 +64,11 @@ def draws_for_floor(n_tests: int, floor: float = 0.001, margin: float = 2.0) -> 
 
 
 def parametric_welch_p(t: float, df: float) -> float:
-    """Two-sided p of Welch's t on ``df`` degrees of freedom (NaN when undefined)."""
+    """Two-sided p of Welch's t on ``df`` degrees of freedom (NaN when undefined; never exactly
+    0: an underflow reads ``corrections.TINY_P``)."""
     if not (math.isfinite(t) and math.isfinite(df)) or df <= 0:
         return math.nan
-    return float(2 * sps.t.sf(abs(t), df))
+    return floor_p(float(2 * sps.t.sf(abs(t), df)))
 
 
 def _as_1d(a) -> np.ndarray:

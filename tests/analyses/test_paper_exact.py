@@ -253,3 +253,48 @@ def test_other_mfd_codings(shared_dir, mfd_files, tmp_path):
     summary = run(tmp_path, mfd_files, dicx, mfd_coding="virtue-vice", no_robustness=True)
     assert len(summary["panels"]) == 20 and summary["coding"]["coding"] == "virtue-vice"
     assert all(p["p_permutation_floor_bonferroni"] < 0.001 for p in summary["panels"])
+
+
+def test_cli_mfd_coding_with_the_named_mfd2_and_the_dicx(shared_dir, mfd_files, tmp_path,
+                                                          monkeypatch):  # fmt: skip
+    """``stats --mfd-coding paper`` with ``--lexicon mfd2`` (served from a cache holding the
+    shared copy of the named source) and with the ``.dicx`` file; ``--reference`` too."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.setenv("VALUEBIAS_CACHE", str(tmp_path / "cache"))
+    dic = shared_dir / "lexicons" / "moral-foundations-emfdscore" / "mfd2.0.dic"
+    named = read_lexicon_file(dic, name="mfd2")
+    (tmp_path / "cache" / "lexicons").mkdir(parents=True)
+    (tmp_path / "cache" / "lexicons" / "mfd2.json").write_text(named.to_json())
+    scores = tmp_path / "mfd.parquet"
+    write_score_table(import_paper_scores(mfd_files), scores, {})
+    dicx = shared_dir / "paper-data" / "corpora" / "moral-foundations-dictionary-20.dicx"
+    runner = CliRunner()
+    outputs = {}
+    for label, lexicon in (("mfd2", "mfd2"), ("dicx", str(dicx))):
+        out = tmp_path / label
+        res = runner.invoke(main, ["stats", "--scores", str(scores), "--lexicon", lexicon,
+                                   "--mfd-coding", "paper", "--out", str(out), "--no-figures",
+                                   "--no-robustness", "--bootstrap", "100",
+                                   "--reference", "category=Care"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        outputs[label] = json.loads((out / "summary.json").read_text())
+    for summary in outputs.values():
+        assert summary["coding"]["coding"] == "paper"
+        assert summary["provenance"]["mfd_coding"] == "paper"
+        assert [p["category"] for p in summary["panels"][:5]] == [
+            "Care", "Fairness", "Loyalty", "Authority", "Sanctity"]  # fmt: skip
+        assert all(set(p) >= {"stars", "p_model_level"} for p in summary["panels"])
+        assert all("df" in t for t in summary["mixed_model"])
+        assert summary["mixed_model_info"]["reference_levels"]["category"] == "Care"
+    res = runner.invoke(main, ["stats", "--scores", str(scores), "--lexicon", str(dicx),
+                               "--mfd-coding", "paper", "--out", str(tmp_path / "x"),
+                               "--reference", "colour=red"])  # fmt: skip
+    assert res.exit_code == 2 and "error:" in res.output and "family, category or framing" in (
+        res.output)  # fmt: skip
+    nouns = shared_dir / "paper-data" / "corpora" / "dict_big2_nouns.csv"
+    res = runner.invoke(main, ["stats", "--scores", str(scores), "--lexicon", str(nouns),
+                               "--mfd-coding", "paper", "--out", str(tmp_path / "y")])  # fmt: skip
+    assert res.exit_code == 2 and "Moral Foundations lexicon" in res.output
