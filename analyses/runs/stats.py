@@ -109,7 +109,7 @@ class StatsSettings(Resampling):
     )
     no_robustness: bool = option(
         False, "--no-robustness", kind="flag",
-        help="Skip the random-axis control, specification curve and power (Stage 1).",
+        help="Skip the random-axis control and power (Stage 1) and the specification curve.",
     )  # fmt: skip
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
 
@@ -155,13 +155,13 @@ def write_stage1(result: Stage1Result, out: Path, extra: dict | None = None) -> 
     return paths
 
 
-def write_stage2(result: Stage2Result, out: Path) -> list[Path]:
-    """``summary.json`` (with the test register) plus ``anova.csv``, ``posthoc.csv``,
-    ``median_ranks.csv`` and ``tests.csv``."""
+def write_stage2(result: Stage2Result, out: Path, extra: dict | None = None) -> list[Path]:
+    """``summary.json`` (with the test register and ``extra`` sections) plus ``anova.csv``,
+    ``posthoc.csv``, ``median_ranks.csv`` and ``tests.csv``."""
     out.mkdir(parents=True, exist_ok=True)
     tests = stage2_rows(result)
     return [
-        write_json(result.summary() | {"tests": tests}, out / "summary.json"),
+        write_json(result.summary() | dict(extra or {}) | {"tests": tests}, out / "summary.json"),
         _csv(result.anova, out / "anova.csv"),
         _csv(result.posthoc, out / "posthoc.csv"),
         _csv(result.median_ranks, out / "median_ranks.csv"),
@@ -288,10 +288,34 @@ def _run_stage1(s: StatsSettings, table, lex, prov, out: Path, progress) -> tupl
     return files, _stage1_lines(res)
 
 
+def _run_stage2(s: StatsSettings, table, lex, prov, out: Path) -> tuple[list, Stage2Result]:
+    """Stage 2, and the specification curve of each model's category gap (unless
+    ``--no-robustness``): does the base models' preference depend on the word list?"""
+    from analyses.figures import robustness as rfigs
+    from analyses.figures import stats as figs
+    from analyses.stats.specification import specification_curve
+
+    res = stage2(table, lex, provenance=prov, n_bootstrap=s.bootstrap, seed=s.seed)
+    extra, spec = {}, None
+    if not s.no_robustness:
+        pair = pick_pair(lex.category_names, s.gap)
+        spec_lex = [(lex.name, lex)]
+        spec_lex += [(str(n), load_lexicon(n)) for n in s.spec_lexicons]
+        spec, skipped = specification_curve(table, spec_lex, pair, None, s.bootstrap, s.seed)
+        extra = {"pair": pair.label, "specification": spec.to_dict("records"),
+                 "specification_skipped": skipped}  # fmt: skip
+    files = write_stage2(res, out, extra)
+    if spec is not None:
+        files.append(_csv(spec, out / "specification.csv"))
+    if not s.no_figures:
+        files += figs.split_violins(res.median_ranks, out / "split_violins", models=res.models)
+        if spec is not None:
+            files += rfigs.specification_figure(spec, out / "specification_curve", pair)
+    return files, res
+
+
 def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> StatsRun:
     """The paper's statistics on a score table, with the model-level tests and robustness checks."""
-    from analyses.figures import stats as figs
-
     progress = progress or NoProgress()
     s = settings
     table = read_score_table(s.scores)
@@ -317,12 +341,7 @@ def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> S
     if which == 1:
         files, lines = _run_stage1(s, table, lex, prov, out, progress)
     else:
-        res2 = stage2(table, lex, provenance=prov, n_bootstrap=s.bootstrap, seed=s.seed)
-        files = write_stage2(res2, out)
-        if not s.no_figures:
-            files += figs.split_violins(
-                res2.median_ranks, out / "split_violins", models=res2.models
-            )
+        files, res2 = _run_stage2(s, table, lex, prov, out)
         terms = "; ".join(
             f"{a.term}: F={a.F:.2f}, p={format_p(a.p)}, partial eta2={a.partial_eta_sq:.3f}"
             for a in res2.anova if a.term != "Residual"

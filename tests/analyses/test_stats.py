@@ -384,3 +384,36 @@ def test_cli_lexicons(tmp_path, shared_dir):
     none.write_text("table\nchair\n")
     res = runner.invoke(main, ["lexicons", "show", str(dicx), "--words", str(none)])
     assert res.exit_code == 2 and "matches any word" in res.output
+
+
+def test_stage2_run_writes_the_register_and_a_specification_curve(tmp_path):
+    scores, lex = _synthetic_lm_scores()
+    path = tmp_path / "lm.parquet"
+    write_score_table(scores, path, {})
+    lexicon = tmp_path / "toy.json"
+    lexicon.write_text(json.dumps({c: list(p) for c, p in lex.categories.items()}))
+    out = tmp_path / "out"
+    run_stats(StatsSettings(scores=path, lexicon=str(lexicon), out=out, bootstrap=200))
+    summary = json.loads((out / "summary.json").read_text())
+    tests = pd.read_csv(out / "tests.csv")
+    anova = tests[tests["section"] == "ANOVA (type II)"]
+    assert set(anova["name"]) == {
+        "category",
+        "valence",
+        "model",
+        "category:valence",
+        "category:model",
+        "valence:model",
+        "category:valence:model",
+    }
+    assert anova["effect"].between(0, 1).all() and (anova["effect_ci_low"] <= anova["effect"]).all()
+    posthoc = tests[tests["section"] == "post hoc"]
+    assert (posthoc["correction"] == "Benjamini-Hochberg").all() and posthoc[
+        "effect_ci_low"
+    ].notna().all()
+    spec = pd.read_csv(out / "specification.csv")
+    assert set(spec["contrast"]) == {"m1", "m2"}  # one family: each model's own gap
+    # m2 adds 1.5 nats to agency words: its agency words rank higher (negative gap)
+    m2 = spec[(spec["contrast"] == "m2") & (spec["concision"] == "all")]
+    assert (m2["estimate"] < 0).all()
+    assert summary["pair"] == "Agency - Communion" and (out / "specification_curve.png").exists()
