@@ -87,3 +87,19 @@ def at_least(name: str, value: float | None, low: float) -> None:
     """``name`` must be >= ``low`` (None passes)."""
     if value is not None and value < low:
         raise UserError(f"{name} must be at least {low:g} (got {value:g})")
+
+
+def key_value_pairs(option_name: str, shape: str) -> Callable[[Any], tuple[tuple[str, str], ...]]:
+    """A parser for a repeatable ``KEY=VALUE`` option (``shape`` e.g. ``"RUN=FAMILY"``):
+    ``("a=b", "c=d")`` -> ``(("a", "b"), ("c", "d"))``; a malformed item is a ``UserError``."""
+
+    def parse(values) -> tuple[tuple[str, str], ...]:
+        out = []
+        for text in [values] if isinstance(values, str) else values:
+            key, sep, value = str(text).partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise UserError(f"{option_name} {text!r}: write {shape}")
+            out.append((key.strip(), value.strip()))
+        return tuple(out)
+
+    return parse

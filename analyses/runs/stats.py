@@ -20,7 +20,7 @@ import pandas as pd
 from analyses.inputs.lexicons import load_lexicon
 from analyses.inputs.score_table import read_provenance, read_score_table
 from analyses.runs.common import Resampling, RunResult, write_json
-from analyses.runs.options import option
+from analyses.runs.options import key_value_pairs, option
 from analyses.stats.agreement import cross_model_agreement
 from analyses.stats.coding import MFD_CODINGS, code_lexicon
 from analyses.stats.contrast import CategoryPair
@@ -33,16 +33,7 @@ from interp.errors import UserError
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
 
-
-def parse_reference(values) -> tuple[tuple[str, str], ...]:
-    """``("category=Care", "framing=negative")`` -> ``(("category", "Care"), ...)``."""
-    out = []
-    for text in [values] if isinstance(values, str) else values:
-        key, sep, level = str(text).partition("=")
-        if not sep or not key.strip() or not level.strip():
-            raise UserError(f"--reference {text!r}: write FACTOR=LEVEL, e.g. category=Communion")
-        out.append((key.strip(), level.strip()))
-    return tuple(out)
+parse_reference = key_value_pairs("--reference", "FACTOR=LEVEL, e.g. category=Communion")
 
 
 @dataclass(frozen=True, kw_only=True)

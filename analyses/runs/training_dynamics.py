@@ -31,7 +31,7 @@ from analyses.inputs.training_scores import (
     read_token_list,
 )
 from analyses.runs.common import RunResult, write_json
-from analyses.runs.options import option
+from analyses.runs.options import key_value_pairs, option
 from analyses.stats.contrast import CategoryPair
 from analyses.stats.training_dynamics import (
     checkpoint_gaps,
@@ -49,16 +49,6 @@ TOKEN_HANDLING = (
     "(token, category) within each run and checkpoint (Fig 4); Fig 5 averages a word's variants "
     "before ranking"
 )
-
-
-def _pairs(values) -> tuple[tuple[str, str], ...]:
-    out = []
-    for text in [values] if isinstance(values, str) else values:
-        key, sep, value = str(text).partition("=")
-        if not sep:
-            raise UserError(f"--family {text!r}: write RUN=FAMILY")
-        out.append((key.strip(), value.strip()))
-    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +75,7 @@ class TrainingDynamicsSettings:
     prompt_key: str = option("greatest_ever_one", "--prompt-key",
                              help="The prompt the checkpoint scores answer (sets the framing).")  # fmt: skip
     families: tuple[tuple[str, str], ...] = option(
-        (), "--family", multiple=True, parse=_pairs, metavar="RUN=FAMILY",
+        (), "--family", multiple=True, parse=key_value_pairs("--family", "RUN=FAMILY"), metavar="RUN=FAMILY",
         help="Family of a run (default: from its name: gem -> Gemma, lam/Lla -> Llama, qwe -> Qwen).",
     )  # fmt: skip
     gap: CategoryPair = option(

@@ -59,6 +59,18 @@ def r_panels(rank_results: pd.DataFrame, category: str) -> pd.DataFrame:
     return out.set_index(["framing", "category"])
 
 
+def check_panels(panels, expected: pd.DataFrame) -> None:
+    """Welch t, the paper's p, its Bonferroni and stars as expected; the permutation p beside it
+    with enough draws for a corrected floor below 0.001."""
+    for p in panels:
+        e = expected.loc[(p["framing"], p["category"])]
+        assert p["t"] == pytest.approx(e["t"], rel=1e-10)
+        assert p["p"] == pytest.approx(e["p"], rel=1e-8)
+        assert p["p_bonferroni"] == pytest.approx(e["p_adj"], rel=1e-8)
+        assert p["stars"] == e["stars"]
+        assert p["p_permutation_floor_bonferroni"] < 0.001
+
+
 def run(tmp_path, files, lexicon, **extra):
     scores = tmp_path / "scores.parquet"
     write_score_table(import_paper_scores(files), scores, {"test": True})
@@ -91,14 +103,8 @@ def test_big2_panels_stars_are_the_papers(big2):
     rank_results, summary = big2
     expected = r_panels(rank_results, "Category")
     assert len(summary["panels"]) == 4
+    check_panels(summary["panels"], expected)
     for p in summary["panels"]:
-        e = expected.loc[(p["framing"], p["category"])]
-        assert p["t"] == pytest.approx(e["t"], rel=1e-12)
-        assert p["p"] == pytest.approx(e["p"], rel=1e-9)
-        assert p["p_bonferroni"] == pytest.approx(e["p_adj"], rel=1e-9)
-        assert p["stars"] == e["stars"]
-        # the permutation test is beside it, with enough draws for a floor below 0.001
-        assert p["p_permutation_floor_bonferroni"] < 0.001
         assert p["p_permutation"] >= 1 / (1 + p["n_permutations"])
         assert p["p_permutation_se"] == pytest.approx(
             np.sqrt(p["p_permutation"] * (1 - p["p_permutation"]) / p["n_permutations"])
@@ -133,7 +139,7 @@ def test_big2_mixed_model_terms_with_containment_df(big2):
             assert t["df"] == n_models - 2 == 0  # between models: nothing left to test with
             assert t["p"] is None  # NaN in JSON: not tested, and never printed as 0
             continue
-        assert t["df"] == (within_df if term != "Intercept" else within_df) == 208
+        assert t["df"] == within_df == 208  # the intercept gets the larger df, the same here
         expected_p = 2 * sps.t.sf(abs(coef / se), within_df)
         assert t["p"] == pytest.approx(max(expected_p, 1e-300), rel=1e-5)
         assert t["p"] > 0
@@ -196,13 +202,7 @@ def _check_mfd(summary, rank_results):
     expected = r_panels(rank_results, "MFD_category")
     assert len(summary["panels"]) == len(expected) == 10
     assert summary["coding"]["coding"] == "paper"
-    for p in summary["panels"]:
-        e = expected.loc[(p["framing"], p["category"])]
-        assert p["t"] == pytest.approx(e["t"], rel=1e-10)
-        assert p["p"] == pytest.approx(e["p"], rel=1e-8)
-        assert p["p_bonferroni"] == pytest.approx(e["p_adj"], rel=1e-8)
-        assert p["stars"] == e["stars"]
-        assert p["p_permutation_floor_bonferroni"] < 0.001
+    check_panels(summary["panels"], expected)
     cells = {(c["framing"], c["category"], c["family"]): c["mean_median_rank"]
              for c in summary["cells"]}  # fmt: skip
     means = rank_results.groupby(["framing", "MFD_category", "base_model", "model"])["sum_value"]
