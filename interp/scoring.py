@@ -82,10 +82,40 @@ class Responses:
 
 
 def _head(loaded: LoadedModel) -> torch.nn.Module:
+    """The linear map from a final hidden state to the scores (LM logits or a linear RM head)."""
     if loaded.kind == "rm":
         assert loaded.reward_layout is not None
+        if not loaded.reward_layout.linear:
+            raise ValueError("a head-module RM has no single linear head")
         return loaded.reward_layout.head(loaded.model)
     return loaded.model.get_output_embeddings()
+
+
+def _rewards(
+    loaded: LoadedModel, hidden: torch.Tensor, ids: torch.Tensor, prefix=None
+) -> torch.Tensor:
+    """RM rewards ``[B]`` from final-normed ``hidden [B, S, d]`` of ``ids [B, S]`` after an optional
+    shared ``prefix`` (``(ids [P], hidden [P, d])``): the linear head at the last token, or the
+    model's own head module on the whole sequence (in row chunks of the token budget)."""
+    layout = loaded.reward_layout
+    assert layout is not None
+    if layout.linear:
+        return layout.head(loaded.model)(hidden[:, -1]).float()[:, 0]
+    if prefix is not None:
+        p_ids, p_hidden = prefix
+        full_ids = torch.cat([p_ids.to(ids.device).expand(len(ids), -1), ids], dim=1)
+
+        def chunk(start: int, stop: int) -> torch.Tensor:
+            pre = p_hidden[None].expand(stop - start, *p_hidden.shape)
+            return torch.cat([pre, hidden[start:stop]], dim=1)
+    else:
+        full_ids = ids
+
+        def chunk(start: int, stop: int) -> torch.Tensor:
+            return hidden[start:stop]
+
+    rows = rows_per_pass(loaded.device, full_ids.shape[1])
+    return loaded.head_module().reward_chunked(chunk, full_ids, rows)
 
 
 class PrefixRunner:
@@ -107,7 +137,9 @@ class PrefixRunner:
             out = loaded.backbone(input_ids=ids, cache=DynamicCache(), use_cache=True)
         cache = out.cache
         self._kv = [(layer.keys, layer.values) for layer in cache.layers]
-        self.last_hidden = out.last_hidden_state[0, -1]  # [d_model]
+        self.prefix_ids = ids[0]  # [P]
+        self.prefix_hidden = out.last_hidden_state[0]  # [P, d_model]
+        self.last_hidden = self.prefix_hidden[-1]  # [d_model]
         self.prefix_len = ids.shape[1]
 
     @torch.no_grad()
@@ -149,7 +181,7 @@ def score_candidates(
     if any(len(c) == 0 for c in candidates):
         raise UserError("a response has no tokens (empty string?)")
     runner = PrefixRunner(loaded, fmt.prefix_ids)
-    head = _head(loaded)
+    head = _head(loaded) if loaded.kind == "lm" else None
     suffixes = [[*c, *fmt.suffix_ids] for c in candidates]
     scores = torch.empty(len(candidates), dtype=torch.float32)
     first_logp = None
@@ -165,7 +197,8 @@ def score_candidates(
             else:
                 hidden = runner.run(ids)
                 if loaded.kind == "rm":
-                    batch_scores = head(hidden[:, -1]).float()[:, 0]
+                    prefix = (runner.prefix_ids, runner.prefix_hidden)
+                    batch_scores = _rewards(loaded, hidden, ids, prefix)
                 else:
                     logp = torch.log_softmax(head(hidden[:, :-1]).float(), dim=-1)
                     later = logp.gather(-1, ids[:, 1:, None])[..., 0].sum(-1)
@@ -188,7 +221,7 @@ def score_full_sequences(
     benchmark's naive baseline.
     """
     progress = progress or NoProgress()
-    head = _head(loaded)
+    linear = loaded.reward_layout is not None and loaded.reward_layout.linear
     pad = loaded.tokenizer.pad_token_id
     out = torch.empty(len(sequences), dtype=torch.float32)
     for start in range(0, len(sequences), batch_size):
@@ -203,8 +236,15 @@ def score_full_sequences(
             input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device)
         ).last_hidden_state
         last = mask.sum(1) - 1
-        picked = hidden[torch.arange(len(chunk)), last.to(loaded.device)]
-        out[start : start + len(chunk)] = head(picked).float()[:, 0].cpu()
+        if linear:
+            picked = hidden[torch.arange(len(chunk)), last.to(loaded.device)]
+            scores = _head(loaded)(picked).float()[:, 0]
+        else:  # the model's own head on each row's unpadded sequence
+            scores = torch.cat(
+                [_rewards(loaded, hidden[r : r + 1, : len(s)], ids[r : r + 1, : len(s)])
+                 for r, s in enumerate(chunk)]
+            )  # fmt: skip
+        out[start : start + len(chunk)] = scores.cpu()
         progress.advance(len(chunk))
     return out
 

@@ -26,7 +26,14 @@ import pandas as pd
 from analyses.inputs.probe_results import read_probe_results
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
-from analyses.runs.common import RunResult, WordContrastChoice, short_name, write_json, write_table
+from analyses.runs.common import (
+    ModelLoading,
+    RunResult,
+    WordContrastChoice,
+    short_name,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import at_least, comma_list, option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import effects_table, item_table, lens_gap_table, lens_item_table
@@ -50,7 +57,7 @@ BASE_READING = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class PatchSettings(WordContrastChoice):
+class PatchSettings(WordContrastChoice, ModelLoading):
     """The pair, what to patch, and how to test it (see the module docstring)."""
 
     base: str = option("", "--base", required=True, help="Base model the RM was trained from.")
@@ -83,6 +90,7 @@ class PatchSettings(WordContrastChoice):
     self_test_items: int = 6
 
     def __post_init__(self) -> None:
+        ModelLoading.__post_init__(self)
         at_least("--permutations", self.permutations, 1)
         if not self.sites:
             raise UserError("--sites: no sites given")
@@ -180,9 +188,10 @@ def run_patch(
     progress = progress or NoProgress()
     s = settings
     out = Path(s.out)
-    base, rm = models if models is not None else load_pair(s.base, s.rm, s.device)
-    if models is not None:
-        check_pair(base, rm)
+    if models is None:
+        models = load_pair(s.base, s.rm, s.device, progress=progress, **s.load_kwargs())
+    base, rm = models
+    check_pair(base, rm)
     readout = reward_readout(rm)
     receiver, source = (rm, base) if s.direction == "base-into-rm" else (base, rm)
     roles = ("rm", "base") if s.direction == "base-into-rm" else ("base", "rm")
