@@ -77,6 +77,12 @@ class Responses:
     def is_vocab(self) -> bool:
         return bool(self.token_ids)
 
+    def slice(self, start: int, stop: int) -> Responses:
+        """Candidates ``[start, stop)`` of this list."""
+        if self.is_vocab:
+            return Responses(self.source, token_ids=self.token_ids[start:stop])
+        return Responses(self.source, words=self.words[start:stop])
+
     def __len__(self) -> int:
         return len(self.token_ids) if self.is_vocab else len(self.words)
 
@@ -274,6 +280,45 @@ def vocabulary_responses(loaded: LoadedModel, shard: Shard = Shard()) -> Respons
     return Responses(source=f"vocab[{shard}]", token_ids=tuple(shard.select(n)))
 
 
+def score_block(
+    loaded: LoadedModel,
+    prompt: Prompt,
+    responses: Responses,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Score-table rows of every response to one prompt (see ``score_responses`` for columns)."""
+    progress = progress or NoProgress()
+    tok = loaded.tokenizer
+    fmt = conversation_format(loaded, prompt.text)
+    if responses.is_vocab:
+        candidates = [[t] for t in responses.token_ids]
+        words = [tok.decode([t]) for t in responses.token_ids]
+        raw = tok.convert_ids_to_tokens(list(responses.token_ids))
+    else:
+        candidates = [response_ids(loaded, fmt, w) for w in responses.words]
+        words = list(responses.words)
+        raw = [None] * len(words)
+    if loaded.kind == "lm" and responses.is_vocab:
+        logp = next_token_logprobs(loaded, [prompt.text])[0]
+        scores = logp[torch.tensor(responses.token_ids)]
+        progress.advance(len(candidates))
+    else:
+        scores = score_candidates(loaded, fmt, candidates, batch_size, progress)
+    return score_rows(
+        model=loaded.name,
+        family=loaded.family,
+        kind=loaded.kind,
+        prompt=prompt,
+        responses=words,
+        scores=scores.numpy(),
+        token_ids=[c[0] if len(c) == 1 else None for c in candidates],
+        n_tokens=[len(c) for c in candidates],
+        raw_token=raw,
+        template=fmt.mode,
+    )
+
+
 def score_responses(
     loaded: LoadedModel,
     prompts: Sequence[Prompt],
@@ -289,38 +334,7 @@ def score_responses(
     progress = progress or NoProgress()
     if len(responses) == 0:
         raise UserError(f"no responses to score in {responses.source}")
-    tok = loaded.tokenizer
-    frames = []
     progress.start(len(prompts) * len(responses), f"scoring {loaded.name} ({loaded.kind})")
-    for prompt in prompts:
-        fmt = conversation_format(loaded, prompt.text)
-        if responses.is_vocab:
-            candidates = [[t] for t in responses.token_ids]
-            words = [tok.decode([t]) for t in responses.token_ids]
-            raw = tok.convert_ids_to_tokens(list(responses.token_ids))
-        else:
-            candidates = [response_ids(loaded, fmt, w) for w in responses.words]
-            words = list(responses.words)
-            raw = [None] * len(words)
-        if loaded.kind == "lm" and responses.is_vocab:
-            logp = next_token_logprobs(loaded, [prompt.text])[0]
-            scores = logp[torch.tensor(responses.token_ids)]
-            progress.advance(len(candidates))
-        else:
-            scores = score_candidates(loaded, fmt, candidates, batch_size, progress)
-        frames.append(
-            score_rows(
-                model=loaded.name,
-                family=loaded.family,
-                kind=loaded.kind,
-                prompt=prompt,
-                responses=words,
-                scores=scores.numpy(),
-                token_ids=[c[0] if len(c) == 1 else None for c in candidates],
-                n_tokens=[len(c) for c in candidates],
-                raw_token=raw,
-                template=fmt.mode,
-            )
-        )
+    frames = [score_block(loaded, p, responses, batch_size, progress) for p in prompts]
     progress.close()
     return pd.concat(frames, ignore_index=True)

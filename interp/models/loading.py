@@ -224,12 +224,10 @@ def _probe_ids(tokenizer) -> list[int]:
     return [i for i in ids if i != tokenizer.pad_token_id][:12]
 
 
-def load_model(spec: ModelSpec, progress: Progress | None = None) -> LoadedModel:
-    """Load, prepare (eval mode, pad token, RM head checks) and self-check a model.
-
-    Custom model code is refused unless ``spec.trust_remote_code``; when trusted, ``progress``
-    is told which files will run (and at which revision) before they are imported."""
-    progress = progress or NoProgress()
+def check_loadable(spec: ModelSpec, progress: Progress) -> tuple[str, RemoteCode | None]:
+    """Resolve the source and refuse what must not load: a preset as an LM, custom code without
+    ``trust_remote_code`` (one line naming the flag; a preset never implies it). With the flag,
+    ``progress`` is told which files will run and their revision. Returns (source, code)."""
     _quiet_transformers()
     source = resolve_source(spec.name)
     found = preset(spec.name)
@@ -240,10 +238,21 @@ def load_model(spec: ModelSpec, progress: Progress | None = None) -> LoadedModel
             f"{spec.name} ({found.hf_id}) needs its own model code; pass --trust-remote-code to "
             "run it (only for checkpoints you trust)"
         )
-    device, dtype = resolve_device_dtype(spec)
     code = check_remote_code(spec.name, source, spec.kind, spec.revision, spec.trust_remote_code)
     if code is not None:
         progress.note(code.describe())
+    return source, code
+
+
+def load_model(spec: ModelSpec, progress: Progress | None = None) -> LoadedModel:
+    """Load, prepare (eval mode, pad token, RM head checks) and self-check a model.
+
+    Custom model code is refused unless ``spec.trust_remote_code``; when trusted, ``progress``
+    is told which files will run (and at which revision) before they are imported."""
+    progress = progress or NoProgress()
+    source, code = check_loadable(spec, progress)
+    found = preset(spec.name)
+    device, dtype = resolve_device_dtype(spec)
     tokenizer, model, missing = _load_modules(spec, source, dtype, code is not None)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
