@@ -87,14 +87,24 @@ class Responses:
         return len(self.token_ids) if self.is_vocab else len(self.words)
 
 
-def _head(loaded: LoadedModel) -> torch.nn.Module:
-    """The linear map from a final hidden state to the scores (LM logits or a linear RM head)."""
+def _head(loaded: LoadedModel):
+    """The map from a final hidden state to the scores: LM logits (soft-capped where the model
+    caps them, as Gemma 2 does) or a linear RM head."""
     if loaded.kind == "rm":
         assert loaded.reward_layout is not None
         if not loaded.reward_layout.linear:
             raise ValueError("a head-module RM has no single linear head")
         return loaded.reward_layout.head(loaded.model)
-    return loaded.model.get_output_embeddings()
+    return lm_logits(loaded)
+
+
+def lm_logits(loaded: LoadedModel):
+    """``hidden [..., d] -> logits [..., vocab]`` exactly as the causal LM computes them."""
+    head = loaded.model.get_output_embeddings()
+    cap = getattr(loaded.model.config.get_text_config(), "final_logit_softcapping", None)
+    if not cap:
+        return head
+    return lambda hidden: torch.tanh(head(hidden) / cap) * cap
 
 
 def _rewards(

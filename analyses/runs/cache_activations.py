@@ -86,5 +86,5 @@ def run_cache_activations(
     settings: CacheActivationsSettings, *, progress: Progress | None = None
 ) -> CacheActivationsRun:
     """Cache activations of every (prompt, response) item to HDF5 (resumable: rerun to continue)."""
-    result = cache_for_model(load_model(settings.model_spec()), settings, progress)
+    result = cache_for_model(load_model(settings.model_spec(), progress), settings, progress)
     return CacheActivationsRun(result.path, (result.path,), result=result)

@@ -50,7 +50,7 @@ from interp.sites import check_sites, parse_layers
 
 DIRECTIONS = ("base-into-rm", "rm-into-base")
 BASE_READING = (
-    "source_gap: the RM readout (final norm + score head) applied to the source model's final "
+    "source_gap: the RM readout (final norm + its head) applied to the source model's final "
     "residual stream at the last token = value lens of the source at its last depth = the gap "
     "after patching the source's whole final residual stream into the receiver"
 )
@@ -139,7 +139,9 @@ def largest_effects(effects: pd.DataFrame) -> dict:
     return top
 
 
-def _summary(s: PatchSettings, result, effects, lens_gap, design, base, rm, prompts, responses):
+def _summary(
+    s: PatchSettings, result, effects, lens_gap, design, base, rm, prompts, responses, readout
+):
     final_depth = lens_gap["depth"].max()
     lens_final = {
         r: float(g.loc[g["depth"] == final_depth, "gap"].iloc[0])
@@ -157,6 +159,11 @@ def _summary(s: PatchSettings, result, effects, lens_gap, design, base, rm, prom
         gap=design.pair.label,
         n_words=design.n,
         base_reading=BASE_READING,
+        readout={
+            "kind": readout.kind,
+            "description": readout.description,
+            "metric": "the RM's own reward (its head read as the registry says)",
+        },
         normalised_effect="(patched_gap - clean_gap) / (source_gap - clean_gap)",
         tests=(
             "sign-flip randomisation test of the gap change over words (changes centred on "
@@ -226,7 +233,7 @@ def run_patch(
     files += layerwise_figure(lens_gap, effects, out / "layerwise_bias", title, design, probe_table)
     if any(p is not None for p in positions):
         files += position_heatmap(effects, out / "patch_heatmap", title, design)
-    summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses)
+    summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses, readout)
     summary["files"] = [str(f) for f in files]
     files.append(write_json(summary, out / "patch_summary.json"))
     return PatchRun(out, tuple(files), summary, sweep=result, effects=effects, summary=summary)

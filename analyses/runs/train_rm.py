@@ -33,7 +33,7 @@ from analyses.runs.common import ModelLoading, PromptChoice, RunResult, write_js
 from analyses.runs.options import option
 from analyses.stats.contrast import CategoryPair, CategoryWords, category_words, contrast_by
 from interp.errors import UserError
-from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.models.loading import LoadedModel, ModelSpec, check_loadable, load_model
 from interp.progress import NoProgress, Progress
 from interp.prompts import Prompt
 from interp.scoring import Responses, score_responses
@@ -219,6 +219,8 @@ def run_train_rm(
     s = settings
     config = s.train_config()
     out = Path(s.out)
+    if not s.trust_remote_code:  # refuse custom model code before reading any data
+        check_loadable(ModelSpec(s.base, kind="rm"), NoProgress())
     data = data if data is not None else load_preference_data(s.data)
     progress.note(
         f"preference data: {len(data)} pairs from {data.record.get('source')}; "

@@ -31,10 +31,7 @@ from interp.patching.value_lens import value_lens_readings
 from interp.progress import Progress
 from interp.provenance import provenance
 
-READOUT = (
-    "the RM's final norm and score head, applied to both models' residual streams at the last "
-    "token; depth 0 = embeddings, depth L = after the last block"
-)
+DEPTHS = "depth 0 = embeddings, depth L = after the last block"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +96,12 @@ def run_value_lens(
         responses=response_set.description,
         template_mode=items.template_mode,
         gap=design.pair.label,
-        readout=READOUT,
+        readout={
+            "kind": readout.kind,
+            "description": readout.description,
+            "depths": DEPTHS,
+            "applied_to": "the RM's and (if given) the base model's residual streams",
+        },
         final_gap=final_gap,
     )
     summary["files"] = [str(f) for f in files]

@@ -353,6 +353,9 @@ def self_check(loaded: LoadedModel) -> None:
             ) from None
     else:
         by_hand = loaded.model.get_output_embeddings()(hidden[:, -1]).float()
+        cap = getattr(loaded.model.config.get_text_config(), "final_logit_softcapping", None)
+        if cap:  # Gemma 2 soft-caps its logits
+            by_hand = torch.tanh(by_hand / cap) * cap
         by_model = out.logits[:, -1].float()
     by_hand, by_model = by_hand.cpu(), by_model.cpu()
     tol = 1e-3 if loaded.dtype == torch.float32 else 5e-2 * max(1.0, by_model.abs().max().item())

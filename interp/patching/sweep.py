@@ -92,22 +92,22 @@ def patch_sweep(
         if any(key[0] != group.prefix for key in prefix_cache):
             prefix_cache.clear()  # a new prompt: patched prefix caches of the last one are done
         rows = rows_per_pass(device, group.prefix_len + group.suffix_len, size)
-        r_run = clean_run(receiver, group, plan.receiver_sites(), size, rows, device, lens=True)
+        r_run = clean_run(receiver, group, plan.receiver_sites(), size, rows, device, lens=readout)
         progress.advance()
         # the source runs the same stacked copies as the receiver, so slot k of a stacked pass
         # takes its values from copy k: on CPUs whose kernels round by row position, a patch of a
         # model into itself then still equals its clean twin bit for bit
-        s_run = clean_run(source, group, plan.source_sites(), size, rows, device, lens=True)
+        s_run = clean_run(source, group, plan.source_sites(), size, rows, device, lens=readout)
         progress.advance()
         p, t = patched_scores(receiver, group, plan, r_run, s_run, readout, prefix_cache)
         progress.advance(len(plan.groups()))
         idx = list(group.item_index)
         patched[:, idx] = p.numpy()
         twin[:, idx] = t.numpy()
-        clean[idx] = readout(r_run.final_last[0]).float().cpu().numpy()
-        src[idx] = readout(s_run.final_last[0]).float().cpu().numpy()
-        lens_r[idx] = readout(r_run.lens_last).float().cpu().numpy()
-        lens_s[idx] = readout(s_run.lens_last).float().cpu().numpy()
+        clean[idx] = r_run.read(readout).float().cpu().numpy()
+        src[idx] = s_run.read(readout).float().cpu().numpy()
+        lens_r[idx] = r_run.lens.numpy()
+        lens_s[idx] = s_run.lens.numpy()
     progress.close()
     return SweepResult(
         tuple(patches),
