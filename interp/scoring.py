@@ -158,16 +158,23 @@ class PrefixRunner:
         self.last_hidden = self.prefix_hidden[-1]  # [d_model]
         self.prefix_len = ids.shape[1]
 
+    @property
+    def kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The prefix's keys and values per layer, ``[1, kv_heads, P, head_dim]``."""
+        return self._kv
+
+    def positions(self, suffix: torch.Tensor) -> torch.Tensor:
+        """Position ids ``[B, S]`` of suffix rows: ``P, P + 1, ...``."""
+        batch, length = suffix.shape
+        steps = torch.arange(self.prefix_len, self.prefix_len + length, device=self.loaded.device)
+        return steps.expand(batch, length)
+
     @torch.no_grad()
     def run(self, suffix: torch.Tensor) -> torch.Tensor:
-        batch, length = suffix.shape
-        positions = torch.arange(
-            self.prefix_len, self.prefix_len + length, device=self.loaded.device
-        )
         with shared_prefix_attention(self.loaded.model, self._kv):
             out = self.loaded.backbone(
                 input_ids=suffix.to(self.loaded.device),
-                position_ids=positions.expand(batch, length),
+                position_ids=self.positions(suffix),
                 use_cache=False,
             )
         return out.last_hidden_state
