@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from interp.budget import fitted_rows
 from interp.models.loading import LoadedModel, ModelSpec, load_model
 from interp.progress import NoProgress, Progress
 from interp.prompts import Prompt
@@ -40,7 +41,8 @@ class ScoreUnits:
         block = self.responses.slice(unit.start, unit.stop)
         loaded = self.model()
         rows = score_block(loaded, self.prompts[unit.prompt], block, self.batch_size)
-        rows.attrs["meta"] = {"model": loaded.provenance()}  # the done marker records it
+        # the done marker records the model and any batch size that out-of-memory halved
+        rows.attrs["meta"] = {"model": loaded.provenance(), "fitted_rows": fitted_rows()}
         return rows
 
     def __getstate__(self) -> dict:  # ship the recipe, never a loaded model

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from interp.budget import rows_per_pass
+from interp.budget import rows_per_pass, run_in_batches
 from interp.errors import UserError
 from interp.formatting import ConversationFormat, conversation_format, response_ids
 from interp.models.loading import LoadedModel
@@ -211,9 +211,9 @@ def score_candidates(
     if loaded.kind == "lm":
         first_logp = torch.log_softmax(head(runner.last_hidden).float(), dim=-1)
     for length, members in sorted(_buckets(suffixes).items()):
-        size = batch_size or rows_per_pass(loaded.device, length + 1)
-        for start in range(0, len(members), size):
-            idx = members[start : start + size]
+
+        def run(start: int, stop: int, members=members, length=length) -> None:
+            idx = members[start:stop]
             ids = torch.tensor([suffixes[i] for i in idx], device=loaded.device)
             if loaded.kind == "lm" and length == 1:
                 batch_scores = first_logp[ids[:, 0]]
@@ -228,6 +228,13 @@ def score_candidates(
                     batch_scores = first_logp[ids[:, 0]] + later
             scores[torch.tensor(idx)] = batch_scores.cpu()
             progress.advance(len(idx))
+
+        if batch_size:
+            for start in range(0, len(members), batch_size):
+                run(start, start + batch_size)
+        else:  # the token budget's size, halved on out-of-memory (remembered)
+            size = rows_per_pass(loaded.device, length + 1)
+            run_in_batches(len(members), size, run, loaded.device, length + 1)
     return scores
 
 

@@ -161,7 +161,8 @@ def _assemble(
             f"{parts.folder}: units were computed with different model weights (fingerprints "
             f"{', '.join(sorted(map(str, fingerprints)))}); rerun with --overwrite"
         )
-    record = {**record, "model": markers[0].get("model")}
+    fitted = {k: v for m in markers for k, v in (m.get("fitted_rows") or {}).items()}
+    record = {**record, "model": markers[0].get("model"), "fitted_rows_after_oom": fitted}
     joined = None
     if len(categories):
         joined = categories.groupby("response")["category"].agg(lambda c: "|".join(sorted(set(c))))
