@@ -189,7 +189,7 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
         try:
-            meta = pq.read_schema(path).metadata or {}
+            meta = pq.read_metadata(path).metadata or {}
         except Exception as err:  # not Parquet, or truncated
             raise UserError(f"cannot read {path} as Parquet: {err}") from None
         if PROVENANCE_KEY in meta:
