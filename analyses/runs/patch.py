@@ -11,6 +11,9 @@ evenly spaced between) on a few items; every score must equal its clean twin bit
 float32, or the sweep is refused. Both models get the same token ids (checked by sha256 per item
 group); the fast path never pads, so the tokenizers' padding sides play no part.
 
+Resumable: each item group is a work unit written to ``OUT.parts/`` as it finishes
+(``interp.sweeps``), so a killed run rerun with the same command computes only the groups left.
+
 Files: ``patch_effects.csv`` (one row per patch), ``patch_items.parquet`` (per-example values),
 ``value_lens_gap.csv``, ``value_lens_items.parquet``, ``patch_summary.json``, and figures
 ``layerwise_bias.png/.svg`` (+ ``patch_heatmap.png/.svg`` for position sweeps).
@@ -38,6 +41,7 @@ from analyses.runs.options import at_least, comma_list, option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import effects_table, item_table, lens_gap_table, lens_item_table
 from interp.errors import UserError
+from interp.models.fingerprint import weights_digest
 from interp.models.loading import LoadedModel
 from interp.models.readout import reward_readout
 from interp.patching.items import build_items
@@ -45,8 +49,12 @@ from interp.patching.pair import check_pair, load_pair
 from interp.patching.specs import make_patches, parse_positions
 from interp.patching.sweep import SweepResult, patch_sweep
 from interp.progress import NoProgress, Progress
-from interp.provenance import provenance
+from interp.provenance import provenance, tool_version
 from interp.sites import check_sites, parse_layers
+from interp.sweeps.local import run_units
+from interp.sweeps.parts import Parts, parts_folder
+from interp.sweeps.plan import plan_items
+from interp.sweeps.workers import worker_from_env
 
 DIRECTIONS = ("base-into-rm", "rm-into-base")
 BASE_READING = (
@@ -211,9 +219,11 @@ def run_patch(
     items = build_items(rm, prompts, words)
     positions = parse_positions(s.positions)
     patches = make_patches(s.sites, parse_layers(s.layers, rm.n_layers), positions)
+    parts, units = _group_units(s, receiver, source, readout, items, patches, out, rm.fingerprint)
     result = patch_sweep(
-        receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress
-    )
+        receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress,
+        units=units,
+    )  # fmt: skip
     effects = effects_table(result, design, s.bootstrap, s.permutations, s.seed)
     lens = {roles[0]: result.lens_receiver, roles[1]: result.lens_source}
     lens_gap = lens_gap_table(lens, items.table, design, s.bootstrap, s.seed)
@@ -236,4 +246,29 @@ def run_patch(
     summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses, readout)
     summary["files"] = [str(f) for f in files]
     files.append(write_json(summary, out / "patch_summary.json"))
+    parts.remove()  # every group is in the files now
     return PatchRun(out, tuple(files), summary, sweep=result, effects=effects, summary=summary)
+
+
+def _group_units(s: PatchSettings, receiver, source, readout, items, patches, out, rm_fingerprint):
+    """The sweep's item groups as work units in ``OUT.parts``: a rerun after a kill skips the
+    groups already done, and processes started on the same sweep share them. Units of another
+    sweep left in that folder are discarded."""
+    identity = {
+        # backbones (and the RM's head): a base loaded as an LM from an RM folder gets a fresh
+        # random lm_head at every load, which patching never uses
+        "receiver": weights_digest(receiver.backbone), "source": weights_digest(source.backbone),
+        "rm": rm_fingerprint, "readout": readout.kind,
+        "patches": [(p.site, p.layer, p.position) for p in patches],
+        "patches_per_pass": s.patches_per_pass, "device": receiver.device.type,
+        "tool_version": tool_version(),
+    }  # fmt: skip
+    plan = plan_items(identity, [{"digest": g.digest(), "n": g.n} for g in items.groups])
+    parts = Parts(parts_folder(out), plan)
+    parts.open(overwrite=True)
+
+    def units(compute):
+        run_units(plan, parts, compute, worker_from_env())  # the sweep reports progress
+        return [parts.read(u) for u in plan.units]
+
+    return parts, units

@@ -68,3 +68,15 @@ def plan_units(
             units.append(WorkUnit(uid, len(units), p, start, stop))
     digest = _sha([base, [u.uid for u in units]])[:24]
     return SweepPlan(identity=dict(identity), units=tuple(units), digest=digest)
+
+
+def plan_items(identity: dict, items: Sequence[dict]) -> SweepPlan:
+    """One unit per item description (e.g. a patching sweep's item groups, by their ids' digest
+    and size); ``WorkUnit.prompt`` is the item's index, ``[start, stop)`` is ``[0, n)``."""
+    base = _sha(identity)
+    units = tuple(
+        WorkUnit(_sha([base, item])[:24], i, i, 0, int(item.get("n", 1)))
+        for i, item in enumerate(items)
+    )
+    digest = _sha([base, [u.uid for u in units]])[:24]
+    return SweepPlan(identity=dict(identity), units=units, digest=digest)
