@@ -36,6 +36,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_activations import MODEL, WORDS, log  # noqa: E402
+
 from activations.cache import cache_activations  # noqa: E402
 from activations.items import plan_items  # noqa: E402
 from activations.manifest import CacheSettings  # noqa: E402
@@ -43,14 +47,6 @@ from analyses.inputs.prompts import paper_prompts  # noqa: E402
 from analyses.inputs.responses import response_words  # noqa: E402
 from interp.models.loading import ModelSpec, load_model  # noqa: E402
 from interp.sites import make_sites  # noqa: E402
-
-MODEL = "smollm2-135m-instruct"
-PAPER_NOUNS = ROOT.parent / "shared" / "paper-data" / "corpora" / "dict_big2_nouns.csv"
-WORDS = str(PAPER_NOUNS) if PAPER_NOUNS.is_file() else "big2"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def cache_once(loaded, plan, sites, route: str, backend: str, path: Path) -> tuple[float, float]:

@@ -29,6 +29,14 @@ from interp.errors import UserError
 from interp.provenance import utc_now
 
 
+def read_holder(path: Path) -> dict:
+    """The holder record (pid, host, since) in a lock or claim file; {} if unreadable."""
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
 def lock_path(path: str | Path) -> Path:
     """The lock file of an output: ``<path>.lock`` beside it."""
     path = Path(path)
@@ -45,10 +53,7 @@ class OutputLock:
 
     def holder(self) -> dict:
         """Who the lock file says holds (or last held) the lock: pid, host, since."""
-        try:
-            return json.loads(self.file.read_text() or "{}")
-        except (OSError, ValueError):
-            return {}
+        return read_holder(self.file)
 
     def _locked_fd(self) -> int:
         """An fd of the current lock file holding its flock (retried if the file was replaced
@@ -134,10 +139,7 @@ class Claim:
         return self._fd is not None
 
     def holder(self) -> dict:
-        try:
-            return json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            return {}
+        return read_holder(self.path)
 
     def try_acquire(self) -> bool:
         """Claim the unit if it is free or stale; False if another live worker holds it."""

@@ -139,23 +139,21 @@ def layout_named(name: str) -> RewardLayout:
     )
 
 
+def _first(layouts: tuple[RewardLayout, ...], fits: Callable[[RewardLayout], bool], failure: str):
+    for layout in layouts:
+        if fits(layout):
+            return layout
+    tried = ", ".join(f"{lay.name} ({lay.description})" for lay in layouts)
+    raise UserError(f"{failure}; tried: {tried}")
+
+
 def find_reward_layout(model: nn.Module, model_name: str) -> RewardLayout:
     """The first linear registry entry that matches ``model``; a clear error naming what was tried."""
-    for layout in LINEAR_LAYOUTS:
-        if layout.matches(model):
-            return layout
-    tried = ", ".join(f"{lay.name} ({lay.description})" for lay in LINEAR_LAYOUTS)
-    raise UserError(
-        f"{model_name}: {type(model).__name__} exposes no known reward head; tried: {tried}"
-    )
+    failure = f"{model_name}: {type(model).__name__} exposes no known reward head"
+    return _first(LINEAR_LAYOUTS, lambda lay: lay.matches(model), failure)
 
 
 def find_output_layout(output: Any, model_name: str) -> RewardLayout:
     """The first head-module entry whose reading fits a forward ``output`` of the model."""
-    for layout in HEAD_MODULE_LAYOUTS:
-        if layout.matches_output(output):
-            return layout
-    tried = ", ".join(f"{lay.name} ({lay.description})" for lay in HEAD_MODULE_LAYOUTS)
-    raise UserError(
-        f"{model_name}: its forward output has no reward the registry can read; tried: {tried}"
-    )
+    failure = f"{model_name}: its forward output has no reward the registry can read"
+    return _first(HEAD_MODULE_LAYOUTS, lambda lay: lay.matches_output(output), failure)
