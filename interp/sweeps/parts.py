@@ -80,6 +80,7 @@ class Parts:
                     f"{'; '.join(diffs[:3]) or 'its units'}); rerun that command to finish it, "
                     "or pass --overwrite to discard them"
                 )
+            self._refuse_if_in_use()
             shutil.rmtree(self.folder)
         (self.folder / "units").mkdir(parents=True, exist_ok=True)
         (self.folder / "claims").mkdir(parents=True, exist_ok=True)
@@ -87,6 +88,20 @@ class Parts:
                   "n_units": len(self.plan.units), "created_utc": utc_now()}  # fmt: skip
         atomic.atomic_write_text(manifest, json.dumps(record, indent=1, default=str) + "\n")
         return False
+
+    def _refuse_if_in_use(self) -> None:
+        """``--overwrite`` never removes units that a live worker is computing."""
+        for path in sorted((self.folder / "claims").glob("*.claim")):
+            claim = Claim(path)
+            if claim.try_acquire():
+                claim.release()  # a dead worker's claim: nothing in use
+                continue
+            who = claim.holder()
+            raise UserError(
+                f"{self.folder} is in use by process {who.get('pid', '?')} on "
+                f"{who.get('host', '?')} since {who.get('since', '?')}; --overwrite never "
+                "removes units a live worker is computing"
+            )
 
     @property
     def exists(self) -> bool:

@@ -138,3 +138,16 @@ def test_out_of_memory_halves_the_batch_and_remembers_it():
     run_in_batches(8, 16, run, "cpu", 999)  # starts from the size that fit
     assert seen == [(0, 4), (4, 8)]
     assert socket.gethostname()
+
+
+def test_overwrite_never_removes_units_a_live_worker_holds(tmp_path):
+    plan = plan_units({"model": "m"}, PROMPTS, 4, 2)
+    parts = Parts(tmp_path / "p", plan)
+    parts.open()
+    held = parts.claim(plan.units[0], 600)
+    assert held.try_acquire()
+    other = Parts(tmp_path / "p", plan_units({"model": "other"}, PROMPTS, 4, 2))
+    with pytest.raises(UserError, match="in use by process"):
+        other.open(overwrite=True)
+    held.release()
+    assert other.open(overwrite=True) is False
