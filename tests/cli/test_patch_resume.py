@@ -14,7 +14,7 @@ from tests.helpers import AGENCY, COMMUNION, other_rm
 
 def test_patch_resumes_from_the_groups_it_finished(tmp_path, tiny_llama_rm, other_dir, monkeypatch):
     words = tmp_path / "words.csv"
-    rows = [(w, "Agency") for w in AGENCY] + [(w, "Communion") for w in COMMUNION]
+    rows = [(w, "Agency") for w in AGENCY[:3]] + [(w, "Communion") for w in COMMUNION[:3]]
     rows += [("achievement of friendship", "Agency"), ("care and trust", "Communion")]
     pd.DataFrame(rows, columns=["response", "category"]).to_csv(words, index=False)
 
