@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: on CPU machines this is the local CPU build, never a CUDA download.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# scale: Ray, so the test suite runs the Ray executor on a local 2-CPU instance
+	$(BIN)/pip install --quiet -e '.[dev,scale]'
 	touch $(STAMP)
 
 .PHONY: install demo test test-unit lint bench

@@ -1,9 +1,11 @@
 """Stream activations of every item into an HDF5 store, batch by batch, resumably.
 
-Per batch: items are formatted (``ItemPlan``), right-padded, run once with a ``SiteReader`` that
-stops after the last requested site and keeps only the stored positions, moved to the CPU in the
-store dtype and written to ``/acts``. Nothing else the model computes is kept, so memory does not
-grow with the number of items.
+Per batch: items are formatted (``ItemPlan``) and run with a ``SiteReader`` that stops after the
+last requested site and keeps only the stored positions (``activations.batch_reading``: the
+whole sequences right-padded, or, for ``last``/``response-*`` positions, each prompt's prefix
+once and only the items' own tokens on top of it), moved to the CPU in the store dtype and
+written to ``/acts``. Nothing else the model computes is kept, so memory does not grow with the
+number of items.
 
 Durability: a *commit* flushes the file, then marks the committed items in ``/done`` (and flushes
 again), so an item marked done always has its rows on disk. Commits happen at most every
@@ -27,9 +29,9 @@ import h5py
 import numpy as np
 import torch
 
+from activations.batch_reading import BatchRows
 from activations.items import ItemPlan
 from activations.manifest import CacheSettings, build_manifest, settings_differences
-from activations.positions import PositionPicker
 from activations.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -39,7 +41,6 @@ from activations.store import (
     open_h5,
     read_manifest,
 )
-from interp.batching import right_pad
 from interp.budget import rows_per_pass
 from interp.errors import UserError
 from interp.models.loading import LoadedModel
@@ -74,9 +75,13 @@ class CacheResult:
         )
 
 
-def default_batch_size(loaded: LoadedModel, plan: ItemPlan) -> int:
-    """Items per forward pass from the suite's token budget (``interp.budget``)."""
-    longest = int(plan.lengths().max())
+def default_batch_size(loaded: LoadedModel, plan: ItemPlan, route: str = "full-sequence") -> int:
+    """Items per forward pass from the suite's token budget (``interp.budget``): the longest
+    whole sequence, or (prefix-cached) the longest item's own tokens plus one."""
+    if route == "prefix-cached":
+        longest = max(len(w) for w in plan.word_ids) + max(len(s) for s in plan.suffix) + 1
+    else:
+        longest = int(plan.lengths().max())
     return min(plan.n_items, rows_per_pass(loaded.device, longest))
 
 
@@ -197,7 +202,7 @@ def cache_activations(
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as acts.h5")
     out.parent.mkdir(parents=True, exist_ok=True)
-    batch_size = settings.batch_size or default_batch_size(loaded, plan)
+    batch_size = settings.batch_size or default_batch_size(loaded, plan, settings.route)
     manifest = build_manifest(loaded, plan, settings, batch_size)
     if overwrite:
         out.unlink(missing_ok=True)
@@ -225,7 +230,10 @@ def cache_activations(
         progress.advance(already)
         if already < n:
             reader = SiteReader(loaded, manifest["settings"]["backend"])
-            pad = loaded.tokenizer.pad_token_id
+            batch_rows = BatchRows(
+                loaded, plan, reader, sites, manifest["settings"]["positions"], store_dtype,
+                manifest["settings"].get("route", "full-sequence"),
+            )  # fmt: skip
             pending: list[tuple[int, int]] = []
             last_commit = time.perf_counter()
 
@@ -241,17 +249,7 @@ def cache_activations(
                     stop = min(n, start + batch_size)
                     if done[start:stop].all():
                         continue
-                    batch = right_pad([plan.sequence(i) for i in range(start, stop)], pad)
-                    spans = np.array([plan.response_span(i) for i in range(start, stop)])
-                    device = loaded.device
-                    picker = PositionPicker(
-                        mode=manifest["settings"]["positions"],
-                        lengths=batch.lengths.to(device),
-                        response_start=torch.as_tensor(spans[:, 0], device=device),
-                        response_len=torch.as_tensor(spans[:, 1], device=device),
-                        dtype=store_dtype,
-                    )
-                    got = reader.read(batch, sites, picker)
+                    got = batch_rows.rows(start, stop)
                     lo, hi = int(offsets[start]), int(offsets[stop])
                     for site in sites:
                         acts[site][lo:hi] = got[site].numpy()

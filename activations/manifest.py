@@ -1,7 +1,8 @@
 """How an activation store is made: its settings, its manifest, and what a resume must match.
 
 ``build_manifest`` records the model (fingerprint, source, revision, kind, compute dtype, tokenizer
-and template hash), the settings (sites, positions, store dtype, backend, batch size), the
+and template hash), the settings (sites, positions, store dtype, backend, batch size, caching
+route: ``prefix-cached`` or ``full-sequence``), the
 prompts' and responses' identity, the items digest and the tool version. ``settings`` is what a
 resumed run must match; ``settings_differences`` names what differs, for the refusal message.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from activations.batch_reading import PREFIX_POSITIONS, ROUTES, default_route
 from activations.items import ItemPlan
 from activations.positions import POSITIONS
 from activations.store import FORMAT, FORMAT_VERSION, STORE_DTYPES
@@ -30,8 +32,17 @@ class CacheSettings:
     store_dtype: str = "float16"
     backend: str = "nnsight"
     batch_size: int | None = None
+    route: str | None = None
 
     def __post_init__(self) -> None:
+        if self.route is None:  # prefix-cached wherever it applies
+            object.__setattr__(self, "route", default_route(self.positions, self.backend))
+        if self.route not in ROUTES:
+            raise UserError(f"unknown caching route {self.route!r}; use {', '.join(ROUTES)}")
+        if self.route == "prefix-cached" and self.positions not in PREFIX_POSITIONS:
+            raise UserError(f"--positions {self.positions} is cached from whole sequences")
+        if self.route == "prefix-cached" and self.backend == "tl":
+            raise UserError("--backend tl caches whole sequences (use --full-sequences)")
         if self.positions not in POSITIONS:
             raise UserError(f"--positions {self.positions!r}: use {', '.join(POSITIONS)}")
         if self.store_dtype not in STORE_DTYPES:
@@ -60,6 +71,7 @@ SETTING_NAMES = {
     "store_dtype": "--store-dtype",
     "backend": "--backend",
     "batch_size": "--batch-size",
+    "route": "--full-sequences (caching route)",
     "prompts_digest": "--prompts",
     "responses_digest": "--responses",
     "items_digest": "formatted items (token ids)",
@@ -96,6 +108,7 @@ def build_manifest(
             "store_dtype": settings.store_dtype,
             "backend": settings.backend,
             "batch_size": batch_size,
+            "route": settings.route,
             "prompts_digest": plan.prompts_identity()["digest"],
             "responses_digest": plan.responses_identity()["digest"],
             "items_digest": plan.digest(),

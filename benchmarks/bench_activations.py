@@ -109,7 +109,7 @@ class PairedTimer:
 
 def paired_run(loaded, plan, sites, batch_size: int, backend: str, folder: Path) -> dict:
     timer = PairedTimer(loaded, plan, batch_size)
-    settings = CacheSettings(sites, "last", "float16", backend, batch_size)
+    settings = CacheSettings(sites, "last", "float16", backend, batch_size, route="full-sequence")
     start = time.perf_counter()
     cache_activations(loaded, plan, settings, folder / f"{backend}.h5", progress=timer)
     wall = time.perf_counter() - start - sum(timer.bare)
@@ -175,7 +175,7 @@ def memory_child(n_prompts: int, n_words: int) -> None:
     tracemalloc.start()
     trace = RssTrace()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = CacheSettings(sites, "last", "float16", "nnsight", 16)
+        settings = CacheSettings(sites, "last", "float16", "nnsight", 16, route="full-sequence")
         cache_activations(loaded, plan, settings, Path(tmp) / "m.h5", progress=trace)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -2,7 +2,8 @@
 
 Every output of the suite records its provenance (model fingerprints, inputs with their sha256,
 lexicon identity, seed, settings, tool version). This module holds the one implementation of each
-piece: ``tool_version``, ``file_sha256``, ``settings_hash``, ``json_safe`` and ``provenance``.
+piece: ``tool_version``, ``file_sha256``, ``settings_hash``, ``json_safe``, ``provenance`` and
+``FrameDigest`` (the content digest of a table, computable chunk by chunk).
 """
 
 from __future__ import annotations
@@ -82,3 +83,28 @@ def provenance(
         record["lexicon"] = lexicon.describe() if hasattr(lexicon, "describe") else dict(lexicon)
     record.update(extra)
     return record
+
+
+DIGEST_METHOD = "sha256 of pandas.util.hash_pandas_object(rows, index=False) in row order"
+
+
+class FrameDigest:
+    """Content digest of a table fed in row chunks: equal digests mean equal rows in equal order
+    (the same for one frame or any split of it). ``columns`` fixes which columns count."""
+
+    def __init__(self, columns: Iterable[str] | None = None) -> None:
+        self.columns = list(columns) if columns is not None else None
+        self.rows = 0
+        self._h = hashlib.sha256()
+
+    def update(self, frame) -> FrameDigest:
+        import pandas as pd
+
+        part = frame if self.columns is None else frame[self.columns]
+        if len(part):
+            self._h.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+        self.rows += len(part)
+        return self
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()

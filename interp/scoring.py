@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from interp.budget import rows_per_pass
+from interp.budget import rows_per_pass, run_in_batches
 from interp.errors import UserError
 from interp.formatting import ConversationFormat, conversation_format, response_ids
 from interp.models.loading import LoadedModel
@@ -77,15 +77,61 @@ class Responses:
     def is_vocab(self) -> bool:
         return bool(self.token_ids)
 
+    def slice(self, start: int, stop: int) -> Responses:
+        """Candidates ``[start, stop)`` of this list."""
+        if self.is_vocab:
+            return Responses(self.source, token_ids=self.token_ids[start:stop])
+        return Responses(self.source, words=self.words[start:stop])
+
     def __len__(self) -> int:
         return len(self.token_ids) if self.is_vocab else len(self.words)
 
 
-def _head(loaded: LoadedModel) -> torch.nn.Module:
+def _head(loaded: LoadedModel):
+    """The map from a final hidden state to the scores: LM logits (soft-capped where the model
+    caps them, as Gemma 2 does) or a linear RM head."""
     if loaded.kind == "rm":
         assert loaded.reward_layout is not None
+        if not loaded.reward_layout.linear:
+            raise ValueError("a head-module RM has no single linear head")
         return loaded.reward_layout.head(loaded.model)
-    return loaded.model.get_output_embeddings()
+    return lm_logits(loaded)
+
+
+def lm_logits(loaded: LoadedModel):
+    """``hidden [..., d] -> logits [..., vocab]`` exactly as the causal LM computes them."""
+    head = loaded.model.get_output_embeddings()
+    cap = getattr(loaded.model.config.get_text_config(), "final_logit_softcapping", None)
+    if not cap:
+        return head
+    return lambda hidden: torch.tanh(head(hidden) / cap) * cap
+
+
+def _rewards(
+    loaded: LoadedModel, hidden: torch.Tensor, ids: torch.Tensor, prefix=None
+) -> torch.Tensor:
+    """RM rewards ``[B]`` from final-normed ``hidden [B, S, d]`` of ``ids [B, S]`` after an optional
+    shared ``prefix`` (``(ids [P], hidden [P, d])``): the linear head at the last token, or the
+    model's own head module on the whole sequence (in row chunks of the token budget)."""
+    layout = loaded.reward_layout
+    assert layout is not None
+    if layout.linear:
+        return layout.head(loaded.model)(hidden[:, -1]).float()[:, 0]
+    if prefix is not None:
+        p_ids, p_hidden = prefix
+        full_ids = torch.cat([p_ids.to(ids.device).expand(len(ids), -1), ids], dim=1)
+
+        def chunk(start: int, stop: int) -> torch.Tensor:
+            pre = p_hidden[None].expand(stop - start, *p_hidden.shape)
+            return torch.cat([pre, hidden[start:stop]], dim=1)
+    else:
+        full_ids = ids
+
+        def chunk(start: int, stop: int) -> torch.Tensor:
+            return hidden[start:stop]
+
+    rows = rows_per_pass(loaded.device, full_ids.shape[1])
+    return loaded.head_module().reward_chunked(chunk, full_ids, rows)
 
 
 class PrefixRunner:
@@ -107,19 +153,28 @@ class PrefixRunner:
             out = loaded.backbone(input_ids=ids, cache=DynamicCache(), use_cache=True)
         cache = out.cache
         self._kv = [(layer.keys, layer.values) for layer in cache.layers]
-        self.last_hidden = out.last_hidden_state[0, -1]  # [d_model]
+        self.prefix_ids = ids[0]  # [P]
+        self.prefix_hidden = out.last_hidden_state[0]  # [P, d_model]
+        self.last_hidden = self.prefix_hidden[-1]  # [d_model]
         self.prefix_len = ids.shape[1]
+
+    @property
+    def kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The prefix's keys and values per layer, ``[1, kv_heads, P, head_dim]``."""
+        return self._kv
+
+    def positions(self, suffix: torch.Tensor) -> torch.Tensor:
+        """Position ids ``[B, S]`` of suffix rows: ``P, P + 1, ...``."""
+        batch, length = suffix.shape
+        steps = torch.arange(self.prefix_len, self.prefix_len + length, device=self.loaded.device)
+        return steps.expand(batch, length)
 
     @torch.no_grad()
     def run(self, suffix: torch.Tensor) -> torch.Tensor:
-        batch, length = suffix.shape
-        positions = torch.arange(
-            self.prefix_len, self.prefix_len + length, device=self.loaded.device
-        )
         with shared_prefix_attention(self.loaded.model, self._kv):
             out = self.loaded.backbone(
                 input_ids=suffix.to(self.loaded.device),
-                position_ids=positions.expand(batch, length),
+                position_ids=self.positions(suffix),
                 use_cache=False,
             )
         return out.last_hidden_state
@@ -149,29 +204,37 @@ def score_candidates(
     if any(len(c) == 0 for c in candidates):
         raise UserError("a response has no tokens (empty string?)")
     runner = PrefixRunner(loaded, fmt.prefix_ids)
-    head = _head(loaded)
+    head = _head(loaded) if loaded.kind == "lm" else None
     suffixes = [[*c, *fmt.suffix_ids] for c in candidates]
     scores = torch.empty(len(candidates), dtype=torch.float32)
     first_logp = None
     if loaded.kind == "lm":
         first_logp = torch.log_softmax(head(runner.last_hidden).float(), dim=-1)
     for length, members in sorted(_buckets(suffixes).items()):
-        size = batch_size or rows_per_pass(loaded.device, length + 1)
-        for start in range(0, len(members), size):
-            idx = members[start : start + size]
+
+        def run(start: int, stop: int, members=members, length=length) -> None:
+            idx = members[start:stop]
             ids = torch.tensor([suffixes[i] for i in idx], device=loaded.device)
             if loaded.kind == "lm" and length == 1:
                 batch_scores = first_logp[ids[:, 0]]
             else:
                 hidden = runner.run(ids)
                 if loaded.kind == "rm":
-                    batch_scores = head(hidden[:, -1]).float()[:, 0]
+                    prefix = (runner.prefix_ids, runner.prefix_hidden)
+                    batch_scores = _rewards(loaded, hidden, ids, prefix)
                 else:
                     logp = torch.log_softmax(head(hidden[:, :-1]).float(), dim=-1)
                     later = logp.gather(-1, ids[:, 1:, None])[..., 0].sum(-1)
                     batch_scores = first_logp[ids[:, 0]] + later
             scores[torch.tensor(idx)] = batch_scores.cpu()
             progress.advance(len(idx))
+
+        if batch_size:
+            for start in range(0, len(members), batch_size):
+                run(start, start + batch_size)
+        else:  # the token budget's size, halved on out-of-memory (remembered)
+            size = rows_per_pass(loaded.device, length + 1)
+            run_in_batches(len(members), size, run, loaded.device, length + 1)
     return scores
 
 
@@ -188,7 +251,7 @@ def score_full_sequences(
     benchmark's naive baseline.
     """
     progress = progress or NoProgress()
-    head = _head(loaded)
+    linear = loaded.reward_layout is not None and loaded.reward_layout.linear
     pad = loaded.tokenizer.pad_token_id
     out = torch.empty(len(sequences), dtype=torch.float32)
     for start in range(0, len(sequences), batch_size):
@@ -203,8 +266,15 @@ def score_full_sequences(
             input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device)
         ).last_hidden_state
         last = mask.sum(1) - 1
-        picked = hidden[torch.arange(len(chunk)), last.to(loaded.device)]
-        out[start : start + len(chunk)] = head(picked).float()[:, 0].cpu()
+        if linear:
+            picked = hidden[torch.arange(len(chunk)), last.to(loaded.device)]
+            scores = _head(loaded)(picked).float()[:, 0]
+        else:  # the model's own head on each row's unpadded sequence
+            scores = torch.cat(
+                [_rewards(loaded, hidden[r : r + 1, : len(s)], ids[r : r + 1, : len(s)])
+                 for r, s in enumerate(chunk)]
+            )  # fmt: skip
+        out[start : start + len(chunk)] = scores.cpu()
         progress.advance(len(chunk))
     return out
 
@@ -234,6 +304,45 @@ def vocabulary_responses(loaded: LoadedModel, shard: Shard = Shard()) -> Respons
     return Responses(source=f"vocab[{shard}]", token_ids=tuple(shard.select(n)))
 
 
+def score_block(
+    loaded: LoadedModel,
+    prompt: Prompt,
+    responses: Responses,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Score-table rows of every response to one prompt (see ``score_responses`` for columns)."""
+    progress = progress or NoProgress()
+    tok = loaded.tokenizer
+    fmt = conversation_format(loaded, prompt.text)
+    if responses.is_vocab:
+        candidates = [[t] for t in responses.token_ids]
+        words = [tok.decode([t]) for t in responses.token_ids]
+        raw = tok.convert_ids_to_tokens(list(responses.token_ids))
+    else:
+        candidates = [response_ids(loaded, fmt, w) for w in responses.words]
+        words = list(responses.words)
+        raw = [None] * len(words)
+    if loaded.kind == "lm" and responses.is_vocab:
+        logp = next_token_logprobs(loaded, [prompt.text])[0]
+        scores = logp[torch.tensor(responses.token_ids)]
+        progress.advance(len(candidates))
+    else:
+        scores = score_candidates(loaded, fmt, candidates, batch_size, progress)
+    return score_rows(
+        model=loaded.name,
+        family=loaded.family,
+        kind=loaded.kind,
+        prompt=prompt,
+        responses=words,
+        scores=scores.numpy(),
+        token_ids=[c[0] if len(c) == 1 else None for c in candidates],
+        n_tokens=[len(c) for c in candidates],
+        raw_token=raw,
+        template=fmt.mode,
+    )
+
+
 def score_responses(
     loaded: LoadedModel,
     prompts: Sequence[Prompt],
@@ -249,38 +358,7 @@ def score_responses(
     progress = progress or NoProgress()
     if len(responses) == 0:
         raise UserError(f"no responses to score in {responses.source}")
-    tok = loaded.tokenizer
-    frames = []
     progress.start(len(prompts) * len(responses), f"scoring {loaded.name} ({loaded.kind})")
-    for prompt in prompts:
-        fmt = conversation_format(loaded, prompt.text)
-        if responses.is_vocab:
-            candidates = [[t] for t in responses.token_ids]
-            words = [tok.decode([t]) for t in responses.token_ids]
-            raw = tok.convert_ids_to_tokens(list(responses.token_ids))
-        else:
-            candidates = [response_ids(loaded, fmt, w) for w in responses.words]
-            words = list(responses.words)
-            raw = [None] * len(words)
-        if loaded.kind == "lm" and responses.is_vocab:
-            logp = next_token_logprobs(loaded, [prompt.text])[0]
-            scores = logp[torch.tensor(responses.token_ids)]
-            progress.advance(len(candidates))
-        else:
-            scores = score_candidates(loaded, fmt, candidates, batch_size, progress)
-        frames.append(
-            score_rows(
-                model=loaded.name,
-                family=loaded.family,
-                kind=loaded.kind,
-                prompt=prompt,
-                responses=words,
-                scores=scores.numpy(),
-                token_ids=[c[0] if len(c) == 1 else None for c in candidates],
-                n_tokens=[len(c) for c in candidates],
-                raw_token=raw,
-                template=fmt.mode,
-            )
-        )
+    frames = [score_block(loaded, p, responses, batch_size, progress) for p in prompts]
     progress.close()
     return pd.concat(frames, ignore_index=True)

@@ -9,6 +9,8 @@ entries are scored; wildcard patterns are expanded against a vocabulary by ``lex
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pandas as pd
 from activations.items import UNLABELLED, ResponseWords
 from analyses.inputs.lexicons import load_lexicon
 from interp.errors import UserError
+from interp.models.fingerprint import tokenizer_digest
 from interp.models.loading import LoadedModel
 from interp.provenance import file_sha256
 from interp.scoring import Responses, Shard, vocabulary_responses
@@ -27,11 +30,22 @@ _CATEGORY_COLUMNS = ("category", "Category")
 
 @dataclass(frozen=True)
 class ResponseSet:
-    """Responses plus their lexicon categories (``response, category`` rows; may be empty)."""
+    """Responses plus their lexicon categories (``response, category`` rows; may be empty).
+
+    ``responses`` are candidates ``[start, start + len(responses))`` of a full list of ``total``
+    (a shard's slice); ``digest`` identifies the full list (so shards of one sweep share it)."""
 
     responses: Responses
     categories: pd.DataFrame
     description: dict
+    total: int = 0
+    start: int = 0
+    digest: str = ""
+
+    def candidates(self) -> dict:
+        """The candidate range of this set within the full list, for provenance."""
+        return {"start": self.start, "stop": self.start + len(self.responses),
+                "total": self.total, "responses_digest": self.digest}  # fmt: skip
 
 
 def _from_csv(path: Path) -> tuple[list[str], pd.DataFrame]:
@@ -57,7 +71,11 @@ def load_responses(
         if loaded is None:
             raise UserError("--responses vocab needs a model")
         responses = vocabulary_responses(loaded, shard)
-        return ResponseSet(responses, empty, {"responses": "vocab", "shard": str(shard)})
+        total = min(len(loaded.tokenizer), loaded.vocab_size)
+        digest = _digest(["vocab", total, tokenizer_digest(loaded.tokenizer)])
+        start = shard.select(total).start
+        description = {"responses": "vocab", "shard": str(shard)}
+        return ResponseSet(responses, empty, description, total, start, digest)
     path = Path(spec)
     if path.is_file() and path.suffix.lower() in (".txt", ".csv", ".tsv", ""):
         if path.suffix.lower() == ".csv":
@@ -77,9 +95,16 @@ def load_responses(
     if not words:
         raise UserError(f"responses {spec!r}: no words to score")
     selected = shard.select(len(words))
+    digest = _digest(["words", words])
+    total = len(words)
     words = words[selected.start : selected.stop]
     description["shard"] = str(shard)
-    return ResponseSet(Responses(source=spec, words=tuple(words)), cats, description)
+    responses = Responses(source=spec, words=tuple(words))
+    return ResponseSet(responses, cats, description, total, selected.start, digest)
+
+
+def _digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:24]
 
 
 def response_words(spec: str) -> ResponseWords:

@@ -5,19 +5,28 @@ row per (model, prompt, response) with its scalar score (RM reward, LM log-prob 
 implicit reward). Files are Parquet (CSV is accepted on read and write). Provenance (a JSON-serialisable dict) is
 stored in the Parquet schema metadata under ``valuebias.provenance`` and, for every format, in a
 sidecar ``<path>.meta.json``.
+
+Integrity: every table written here records in its provenance the row count (``rows``) and a
+content digest of the schema columns (``digest``, ``interp.provenance.FrameDigest``), and every
+reader checks both: a truncated or edited table is refused, never read as complete. Tables are
+written atomically (``interp.atomic``), chunk by chunk (``write_score_table_stream``: a sweep's
+table never has to fit in memory at once).
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from interp.atomic import atomic_path, atomic_write_text
 from interp.errors import UserError
 from interp.prompts import FRAMINGS
+from interp.provenance import DIGEST_METHOD, FrameDigest
 from interp.score_rows import KINDS, SCORE_COLUMNS
 
 PROVENANCE_KEY = b"valuebias.provenance"
@@ -70,25 +79,84 @@ def write_score_table(
     """Write a score table to Parquet (or CSV when ``path`` ends in ``.csv``) plus its sidecar.
 
     ``provenance`` must be JSON-serialisable; it goes into the Parquet metadata and into
-    ``<path>.meta.json``. Returns the path written.
+    ``<path>.meta.json``, with ``rows`` and ``digest`` added. Returns the path written.
     """
+    return write_score_table_stream([df], path, provenance)
+
+
+def table_format(path: str | Path) -> str:
+    """``parquet`` or ``csv`` from the file name; anything else is refused."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise UserError(
+            f"{path}: a score table is .parquet or .csv (got {suffix or 'no suffix'!r})"
+        )
+    return suffix[1:]
+
+
+def write_score_table_stream(
+    frames: Iterable[pd.DataFrame], path: str | Path, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Write the concatenation of ``frames`` as one score table, one chunk at a time (memory
+    holds one chunk), atomically; provenance gains ``rows`` and ``digest``. Returns the path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
-    table_df = normalise_score_table(df)
+    is_csv = table_format(path) == "csv"
     prov = dict(provenance or {})
-    prov_json = json.dumps(prov, sort_keys=True, default=str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        table_df.to_csv(path, index=False)
-    else:
-        table = pa.Table.from_pandas(table_df, preserve_index=False)
-        meta = dict(table.schema.metadata or {})
-        meta[PROVENANCE_KEY] = prov_json.encode()
-        pq.write_table(table.replace_schema_metadata(meta), path)
-    sidecar_path(path).write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+    digest = FrameDigest(SCORE_COLUMNS)
+    with atomic_path(path) as tmp:
+        writer, schema = None, None
+        try:
+            for i, frame in enumerate(frames):
+                part = normalise_score_table(frame)
+                digest.update(part)
+                if is_csv:
+                    part.to_csv(
+                        tmp,
+                        index=False,
+                        header=i == 0,
+                        mode="w" if i == 0 else "a",
+                        quoting=csv.QUOTE_NONNUMERIC,
+                    )  # text quoted: "\r" survives
+                    continue
+                table = pa.Table.from_pandas(part, preserve_index=False)
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(table if table.schema == schema else table.cast(schema))
+            if writer is None and not is_csv:  # no rows at all: an empty table with the schema
+                empty = normalise_score_table(pd.DataFrame({c: [] for c in SCORE_COLUMNS}))
+                table = pa.Table.from_pandas(empty, preserve_index=False)
+                writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            prov.update(rows=digest.rows, digest=digest.hexdigest(), digest_method=DIGEST_METHOD)
+            if writer is not None:
+                writer.add_key_value_metadata(
+                    {PROVENANCE_KEY: json.dumps(prov, sort_keys=True, default=str).encode()}
+                )
+        finally:
+            if writer is not None:
+                writer.close()
+        side = json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
+        atomic_write_text(sidecar_path(path), side)  # before the table itself appears
     return path
+
+
+def check_integrity(df: pd.DataFrame, path: str | Path, provenance: Mapping[str, Any]) -> None:
+    """Refuse a table whose rows or content differ from what its provenance recorded."""
+    if "rows" in provenance and len(df) != int(provenance["rows"]):
+        raise UserError(
+            f"{path}: {len(df)} rows but its provenance records {provenance['rows']} (truncated "
+            "or damaged); rerun the command that wrote it"
+        )
+    if provenance.get("digest"):
+        if FrameDigest(SCORE_COLUMNS).update(df).hexdigest() != provenance["digest"]:
+            raise UserError(
+                f"{path}: its content differs from the digest recorded when it was written "
+                "(edited or damaged); rerun the command that wrote it"
+            )
 
 
 def read_score_table(path: str | Path) -> pd.DataFrame:
@@ -102,13 +170,16 @@ def read_score_table(path: str | Path) -> pd.DataFrame:
             dtype={c: str for c in _STRING_COLUMNS},
             keep_default_na=False,
             na_values={"token_id": [""], "score": [""]},
+            float_precision="round_trip",
         )
     else:
         try:
             df = pd.read_parquet(path)
         except Exception as err:  # pyarrow raises several types for a non-Parquet file
             raise UserError(f"cannot read {path} as Parquet: {err}") from err
-    return normalise_score_table(df)
+    table = normalise_score_table(df)
+    check_integrity(table, path, read_provenance(path))
+    return table
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
@@ -117,7 +188,10 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     if path.suffix.lower() != ".csv" and path.exists():
         import pyarrow.parquet as pq
 
-        meta = pq.read_schema(path).metadata or {}
+        try:
+            meta = pq.read_metadata(path).metadata or {}
+        except Exception as err:  # not Parquet, or truncated
+            raise UserError(f"cannot read {path} as Parquet: {err}") from None
         if PROVENANCE_KEY in meta:
             return json.loads(meta[PROVENANCE_KEY].decode())
     side = sidecar_path(path)

@@ -1,7 +1,9 @@
 """``cache-activations``: hidden activations of every (prompt, response) item into an HDF5 store.
 
 Resumable: rerun the same command to continue an interrupted store; different settings are
-refused by name (``activations.cache``).
+refused by name (``activations.cache``). For ``last``/``response-last``/``response-mean``
+positions each prompt's prefix runs once and items run only their own tokens on top of it
+(``activations.batch_reading``); ``--full-sequences`` runs whole sequences instead.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class CacheActivationsSettings(ModelChoice, PromptChoice):
     overwrite: bool = option(
         False, "--overwrite", kind="flag", help="Replace OUT instead of resuming it."
     )
+    full_sequences: bool = option(
+        False, "--full-sequences", kind="flag",
+        help="Run every item's whole sequence (by default last/response-* positions run each "
+        "prompt's prefix once and only the items' own tokens on top of it).",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ def cache_for_model(
         store_dtype=settings.store_dtype,
         backend=settings.backend,
         batch_size=settings.batch_size,
+        route="full-sequence" if settings.full_sequences else None,
     )
     prompts = load_prompts(settings.prompts, settings.prompt_keys)
     plan = plan_items(loaded, prompts, response_words(settings.responses))
@@ -86,5 +94,5 @@ def run_cache_activations(
     settings: CacheActivationsSettings, *, progress: Progress | None = None
 ) -> CacheActivationsRun:
     """Cache activations of every (prompt, response) item to HDF5 (resumable: rerun to continue)."""
-    result = cache_for_model(load_model(settings.model_spec()), settings, progress)
+    result = cache_for_model(load_model(settings.model_spec(), progress), settings, progress)
     return CacheActivationsRun(result.path, (result.path,), result=result)

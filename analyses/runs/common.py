@@ -2,8 +2,9 @@
 
 - ``RunResult``: the files a run wrote, its provenance, and ``headline()`` (the lines the CLI
   prints). Every ``analyses.runs`` function returns a subclass.
-- Settings groups (keyword-only dataclasses to inherit from): ``ModelChoice`` (one model and how
-  to load it), ``PromptChoice`` (prompt set and keys), ``Resampling`` (seed, permutations,
+- Settings groups (keyword-only dataclasses to inherit from): ``ModelLoading`` (custom code,
+  device map, memory limits: every command that loads a model), ``ModelChoice`` (one model and
+  how to load it), ``PromptChoice`` (prompt set and keys), ``Resampling`` (seed, permutations,
   bootstrap), ``WordContrastChoice`` (categorised words and the contrast read on them).
 """
 
@@ -18,7 +19,10 @@ import pandas as pd
 
 from analyses.runs.options import at_least, comma_list, option
 from analyses.stats.contrast import CategoryPair
+from interp.errors import UserError
 from interp.models.loading import ModelSpec
+from interp.models.placement import parse_max_memory
+from interp.models.presets import preset
 from interp.provenance import json_safe
 
 
@@ -46,15 +50,55 @@ class TextRun(RunResult):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelChoice:
+class ModelLoading:
+    """How a model is loaded, shared by every command that loads one (score, cache-activations,
+    patch, value-lens, train-rm, audit): custom code, and accelerate's placement of big models."""
+
+    trust_remote_code: bool = option(
+        False, "--trust-remote-code", kind="flag",
+        help="Run the checkpoint's own model code (ArmoRM, QRM, URM ship theirs); the files and "
+        "revision that will run are printed first. Off by default; never implied by a preset.",
+    )  # fmt: skip
+    device_map: str | None = option(
+        None, "--device-map", show_default=False,
+        help="Spread the model over devices with accelerate: auto, balanced, "
+        "balanced_low_0, sequential.",
+    )  # fmt: skip
+    max_memory: tuple[tuple[str, str], ...] | None = option(
+        None, "--max-memory", parse=parse_max_memory, metavar="DEV=SIZE,...", show_default=False,
+        help="Memory per device for --device-map, e.g. 0=20GiB,1=20GiB,cpu=64GiB.",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.device_map is not None and self.device_map not in DEVICE_MAPS:
+            raise UserError(f"--device-map {self.device_map!r}: use {', '.join(DEVICE_MAPS)}")
+        if self.max_memory and self.device_map is None:
+            raise UserError("--max-memory needs --device-map (e.g. --device-map auto)")
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """``ModelSpec`` keywords for these choices."""
+        return {
+            "trust_remote_code": self.trust_remote_code,
+            "device_map": self.device_map,
+            "max_memory": self.max_memory,
+        }
+
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChoice(ModelLoading):
     """One model and how to load it."""
 
     model: str = option(
-        "", "--model", required=True, help="Embedded name, Hugging Face id or local model folder."
-    )
-    kind: str = option(
-        "lm", "--as", kind="choice", choices=("lm", "rm"),
-        help="Load as a causal LM (log-probs) or a reward model (sequence classification, 1 label).",
+        "", "--model", required=True,
+        help="Embedded name, reward-model preset (models list), Hugging Face id or local folder.",
+    )  # fmt: skip
+    kind: str | None = option(
+        None, "--as", kind="choice", choices=("lm", "rm"), show_default=False,
+        help="Load as a causal LM (log-probs) or a reward model (sequence classification, 1 "
+        "label). [default: rm for a reward-model preset, else lm]",
     )  # fmt: skip
     revision: str | None = option(None, "--revision", help="Model revision (HF ids).")
     dtype: str | None = option(
@@ -66,10 +110,16 @@ class ModelChoice:
         help="With --as rm on a checkpoint without a trained score head: a head seeded with SEED.",
     )  # fmt: skip
 
+    @property
+    def model_kind(self) -> str:
+        """``--as``, or its default (rm for a reward-model preset, else lm)."""
+        return self.kind or ("rm" if preset(self.model) else "lm")
+
     def model_spec(self) -> ModelSpec:
         return ModelSpec(
-            self.model, self.kind, self.revision, self.dtype, self.device, self.random_head
-        )
+            self.model, self.model_kind, self.revision, self.dtype, self.device,
+            self.random_head, **self.load_kwargs(),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

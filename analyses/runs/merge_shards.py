@@ -1,4 +1,13 @@
-"""``merge-shards``: join the score tables of a sharded sweep into one table."""
+"""``merge-shards``: join the score tables of a sharded sweep into one table, after checking coverage.
+
+Each shard written by ``score --shard i/n`` records its candidate range ``[start, stop)`` of the
+full response list (``total`` candidates) and that list's digest. Merging refuses: shards of
+different models or prompts, shards of different response sets (e.g. a vocabulary shard mixed
+with a word list), a gap in the candidate ranges, an overlap, a shard missing its range, and any
+shard whose rows or content differ from its own recorded row count and digest (a truncated CSV).
+The merged table lists rows exactly as one unsharded run would: prompt by prompt, candidates in
+order.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +33,35 @@ class MergeShardsSettings:
                        help="Merged score table (.parquet or .csv).")  # fmt: skip
 
 
+def check_coverage(records: list[dict], paths: list[Path]) -> list[int]:
+    """Order of the shards by candidate range; refuses gaps, overlaps and mixed response sets."""
+    ranges = []
+    for path, record in zip(paths, records):
+        cand = record.get("candidates")
+        if not isinstance(cand, dict) or not {"start", "stop", "total"} <= set(cand):
+            raise UserError(f"{path}: no candidate range in its provenance (not written by score?)")
+        ranges.append(cand)
+    sets = {(c["total"], c.get("responses_digest")) for c in ranges}
+    if len(sets) > 1:
+        raise UserError(
+            "shards come from different response sets (totals/digests "
+            f"{sorted(map(str, sets))}): a vocabulary shard mixed with a word list?"
+        )
+    order = sorted(range(len(paths)), key=lambda i: (ranges[i]["start"], ranges[i]["stop"]))
+    at = 0
+    for i in order:
+        start, stop = int(ranges[i]["start"]), int(ranges[i]["stop"])
+        if start > at:
+            raise UserError(f"shards leave a gap: candidates [{at}, {start}) are in no shard")
+        if start < at:
+            raise UserError(f"shards overlap: {paths[i]} starts at candidate {start}, before {at}")
+        at = stop
+    total = int(ranges[0]["total"])
+    if at != total:
+        raise UserError(f"shards leave a gap: candidates [{at}, {total}) are in no shard")
+    return order
+
+
 def run_merge_shards(
     settings: MergeShardsSettings, *, progress: Progress | None = None
 ) -> ScoreRun:
@@ -31,28 +69,35 @@ def run_merge_shards(
     paths = list(settings.files)
     if not paths:
         raise UserError("no shard files given")
-    tables = [read_score_table(p) for p in paths]
     records = [read_provenance(p) for p in paths]
-    fingerprints = {r.get("model", {}).get("fingerprint") for r in records}
+    fingerprints = {(r.get("model") or {}).get("fingerprint") for r in records}
     if len(fingerprints) > 1:
         raise UserError(
             f"shards come from different models (fingerprints {sorted(map(str, fingerprints))})"
         )
     if len({json.dumps(r.get("prompts"), sort_keys=True) for r in records}) > 1:
         raise UserError("shards were scored on different prompts")
-    merged = pd.concat(tables, ignore_index=True)
-    key = ["prompt_key", "token_id", "response"]
-    dupes = merged.duplicated(subset=key)
+    order = check_coverage(records, paths)
+    tables = [read_score_table(paths[i]) for i in order]  # each checked against its digest
+    keys = list(dict.fromkeys(k for t in tables for k in t["prompt_key"]))
+    merged = pd.concat(
+        [t[t["prompt_key"] == k] for k in keys for t in tables], ignore_index=True
+    )  # prompt by prompt, candidates in order: as one unsharded run lists them
+    dupes = merged.duplicated(subset=["prompt_key", "token_id", "response"])
     if dupes.any():
         raise UserError(f"shards overlap: {int(dupes.sum())} duplicated (prompt, response) rows")
-    record = dict(records[0])
+    total = int(records[0]["candidates"]["total"])
+    record = dict(records[order[0]])
+    for volatile in ("rows", "digest", "digest_method", "plan"):
+        record.pop(volatile, None)
     record.update(
         shard="merged",
-        merged_from=[str(p) for p in paths],
-        merged_shards=sorted(r.get("shard", "?") for r in records),
+        candidates={**records[0]["candidates"], "start": 0, "stop": total},
+        merged_from=[str(paths[i]) for i in order],
+        merged_shards=[records[i].get("shard", "?") for i in order],
     )
-    merged = merged.sort_values(key, kind="stable").reset_index(drop=True)
     path = write_score_table(merged, settings.out, record)
     return ScoreRun(
-        path, (path,), record, n_rows=len(merged), model=str(record.get("model", {}).get("model"))
-    )
+        path, (path,), record, n_rows=len(merged),
+        model=str((record.get("model") or {}).get("model")),
+    )  # fmt: skip

@@ -1,4 +1,4 @@
-"""``models list|fetch``: the embedded offline models and their cache state."""
+"""``models list|fetch``: the embedded offline models and their cache state, and the RM presets."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from analyses.runs.common import TextRun
 from analyses.runs.options import option
 from interp.errors import UserError
 from interp.models import zoo
+from interp.models.presets import PRESETS
 from interp.progress import Progress
 
 
@@ -17,11 +18,19 @@ class ModelsListSettings:
 
 
 def run_models_list(settings: ModelsListSettings, *, progress: Progress | None = None) -> TextRun:
-    """Show the embedded models and whether each is ready in the cache."""
-    lines = [f"cache: {zoo.cache_root()}"]
+    """Show the embedded models (and whether each is ready in the cache) and the RM presets."""
+    lines = [f"cache: {zoo.cache_root()}", "embedded (offline):"]
     for name, spec in zoo.EMBEDDED.items():
         state = "ready" if zoo.is_ready(name) else "not fetched"
-        lines.append(f"{name:24s} {state:12s} {spec.description}")
+        lines.append(f"  {name:26s} {state:12s} {spec.description}")
+    lines.append("reward-model presets (the paper's ten; need the Hugging Face Hub):")
+    for p in PRESETS.values():
+        trust = "needs --trust-remote-code" if p.trust_remote_code else "standard code"
+        revision = p.revision or "main (pin with --revision)"
+        lines.append(
+            f"  {p.name:26s} {p.hf_id:42s} {p.family:6s} {p.dtype:9s} {p.layout:24s} "
+            f"{trust}; revision {revision}" + (f"; {p.note}" if p.note else "")
+        )
     return TextRun(zoo.cache_root(), text="\n".join(lines))
 
 

@@ -11,6 +11,9 @@ evenly spaced between) on a few items; every score must equal its clean twin bit
 float32, or the sweep is refused. Both models get the same token ids (checked by sha256 per item
 group); the fast path never pads, so the tokenizers' padding sides play no part.
 
+Resumable: each item group is a work unit written to ``OUT.parts/`` as it finishes
+(``interp.sweeps``), so a killed run rerun with the same command computes only the groups left.
+
 Files: ``patch_effects.csv`` (one row per patch), ``patch_items.parquet`` (per-example values),
 ``value_lens_gap.csv``, ``value_lens_items.parquet``, ``patch_summary.json``, and figures
 ``layerwise_bias.png/.svg`` (+ ``patch_heatmap.png/.svg`` for position sweeps).
@@ -26,7 +29,14 @@ import pandas as pd
 from analyses.inputs.probe_results import read_probe_results
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
-from analyses.runs.common import RunResult, WordContrastChoice, short_name, write_json, write_table
+from analyses.runs.common import (
+    ModelLoading,
+    RunResult,
+    WordContrastChoice,
+    short_name,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import at_least, comma_list, option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import (
@@ -37,6 +47,7 @@ from analyses.stats.patch_effects import (
     lens_item_table,
 )
 from interp.errors import UserError
+from interp.models.fingerprint import weights_digest
 from interp.models.loading import LoadedModel
 from interp.models.readout import reward_readout
 from interp.patching.items import build_items
@@ -44,19 +55,23 @@ from interp.patching.pair import check_pair, load_pair
 from interp.patching.specs import make_patches, parse_positions
 from interp.patching.sweep import SweepResult, patch_sweep
 from interp.progress import NoProgress, Progress
-from interp.provenance import provenance
+from interp.provenance import provenance, tool_version
 from interp.sites import check_sites, parse_layers
+from interp.sweeps.local import run_units
+from interp.sweeps.parts import Parts, parts_folder
+from interp.sweeps.plan import plan_items
+from interp.sweeps.workers import worker_from_env
 
 DIRECTIONS = ("base-into-rm", "rm-into-base")
 BASE_READING = (
-    "source_gap: the RM readout (final norm + score head) applied to the source model's final "
+    "source_gap: the RM readout (final norm + its head) applied to the source model's final "
     "residual stream at the last token = value lens of the source at its last depth = the gap "
     "after patching the source's whole final residual stream into the receiver"
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class PatchSettings(WordContrastChoice):
+class PatchSettings(WordContrastChoice, ModelLoading):
     """The pair, what to patch, and how to test it (see the module docstring)."""
 
     base: str = option("", "--base", required=True, help="Base model the RM was trained from.")
@@ -77,7 +92,7 @@ class PatchSettings(WordContrastChoice):
         help="Patches stacked in one forward pass [1 on CPU, 4 on GPU].",
     )  # fmt: skip
     permutations: int = option(10_000, "--permutations", kind="int", low=1,
-                               help="Sign-flip draws per patch.")  # fmt: skip
+                               help="Label permutations per patch test.")  # fmt: skip
     probes: Path | None = option(
         None, "--probes", kind="path", show_default=False,
         help="train-probes output (folder or probes.parquet): accuracy per layer in the figure.",
@@ -89,6 +104,7 @@ class PatchSettings(WordContrastChoice):
     self_test_items: int = 6
 
     def __post_init__(self) -> None:
+        ModelLoading.__post_init__(self)
         at_least("--permutations", self.permutations, 1)
         if not self.sites:
             raise UserError("--sites: no sites given")
@@ -137,7 +153,9 @@ def largest_effects(effects: pd.DataFrame) -> dict:
     return top
 
 
-def _summary(s: PatchSettings, result, effects, lens_gap, design, base, rm, prompts, responses):
+def _summary(
+    s: PatchSettings, result, effects, lens_gap, design, base, rm, prompts, responses, readout
+):
     final_depth = lens_gap["depth"].max()
     lens_final = {
         r: float(g.loc[g["depth"] == final_depth, "gap"].iloc[0])
@@ -155,6 +173,11 @@ def _summary(s: PatchSettings, result, effects, lens_gap, design, base, rm, prom
         gap=design.pair.label,
         n_words=design.n,
         base_reading=BASE_READING,
+        readout={
+            "kind": readout.kind,
+            "description": readout.description,
+            "metric": "the RM's own reward (its head read as the registry says)",
+        },
         normalised_effect="(patched_gap - clean_gap) / (source_gap - clean_gap)",
         tests=describe_test(s.permutations, s.bootstrap, len(result.patches)),
         self_test=asdict(result.self_test),
@@ -181,9 +204,10 @@ def run_patch(
     progress = progress or NoProgress()
     s = settings
     out = Path(s.out)
-    base, rm = models if models is not None else load_pair(s.base, s.rm, s.device)
-    if models is not None:
-        check_pair(base, rm)
+    if models is None:
+        models = load_pair(s.base, s.rm, s.device, progress=progress, **s.load_kwargs())
+    base, rm = models
+    check_pair(base, rm)
     readout = reward_readout(rm)
     receiver, source = (rm, base) if s.direction == "base-into-rm" else (base, rm)
     roles = ("rm", "base") if s.direction == "base-into-rm" else ("base", "rm")
@@ -196,9 +220,11 @@ def run_patch(
     items = build_items(rm, prompts, words)
     positions = parse_positions(s.positions)
     patches = make_patches(s.sites, parse_layers(s.layers, rm.n_layers), positions)
+    parts, units = _group_units(s, receiver, source, readout, items, patches, out, rm.fingerprint)
     result = patch_sweep(
-        receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress
-    )
+        receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress,
+        units=units,
+    )  # fmt: skip
     effects = effects_table(result, design, s.bootstrap, s.permutations, s.seed)
     lens = {roles[0]: result.lens_receiver, roles[1]: result.lens_source}
     lens_gap = lens_gap_table(lens, items.table, design, s.bootstrap, s.seed)
@@ -218,7 +244,32 @@ def run_patch(
     files += layerwise_figure(lens_gap, effects, out / "layerwise_bias", title, design, probe_table)
     if any(p is not None for p in positions):
         files += position_heatmap(effects, out / "patch_heatmap", title, design)
-    summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses)
+    summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses, readout)
     summary["files"] = [str(f) for f in files]
     files.append(write_json(summary, out / "patch_summary.json"))
+    parts.remove()  # every group is in the files now
     return PatchRun(out, tuple(files), summary, sweep=result, effects=effects, summary=summary)
+
+
+def _group_units(s: PatchSettings, receiver, source, readout, items, patches, out, rm_fingerprint):
+    """The sweep's item groups as work units in ``OUT.parts``: a rerun after a kill skips the
+    groups already done, and processes started on the same sweep share them. Units of another
+    sweep left in that folder are discarded."""
+    identity = {
+        # backbones (and the RM's head): a base loaded as an LM from an RM folder gets a fresh
+        # random lm_head at every load, which patching never uses
+        "receiver": weights_digest(receiver.backbone), "source": weights_digest(source.backbone),
+        "rm": rm_fingerprint, "readout": readout.kind,
+        "patches": [(p.site, p.layer, p.position) for p in patches],
+        "patches_per_pass": s.patches_per_pass, "device": receiver.device.type,
+        "tool_version": tool_version(),
+    }  # fmt: skip
+    plan = plan_items(identity, [{"digest": g.digest(), "n": g.n} for g in items.groups])
+    parts = Parts(parts_folder(out), plan)
+    parts.open(overwrite=True)
+
+    def units(compute):
+        run_units(plan, parts, compute, worker_from_env())  # the sweep reports progress
+        return [parts.read(u) for u in plan.units]
+
+    return parts, units

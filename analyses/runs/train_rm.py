@@ -31,12 +31,12 @@ import pandas as pd
 from analyses.inputs.preference_data import PreferenceData, load_preference_data
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
-from analyses.runs.common import PromptChoice, RunResult, write_json
+from analyses.runs.common import ModelLoading, PromptChoice, RunResult, write_json
 from analyses.runs.options import option
 from analyses.stats.contrast import CategoryPair, category_words
 from analyses.stats.training_dynamics import durability_table
 from interp.errors import UserError
-from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.models.loading import LoadedModel, ModelSpec, check_loadable, load_model
 from interp.progress import NoProgress, Progress
 from interp.prompts import Prompt
 from interp.scoring import Responses, score_responses
@@ -45,7 +45,7 @@ from interp.training.config import METHODS, SAVE_MODES
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainRmSettings(PromptChoice):
+class TrainRmSettings(PromptChoice, ModelLoading):
     """Base model, preference data, training method and hyperparameters, durability scoring.
 
     Defaults are CPU-sized (LoRA r=8, alpha 16, lr 1e-4, 8 pairs per step, 1 epoch, 192 tokens);
@@ -89,6 +89,7 @@ class TrainRmSettings(PromptChoice):
     device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
 
     def __post_init__(self) -> None:
+        ModelLoading.__post_init__(self)
         chosen = [self.lora is not None, self.full, self.train_last is not None]
         if sum(chosen) > 1:
             raise UserError("choose one of --lora R, --full, --train-last K")
@@ -106,7 +107,8 @@ class TrainRmSettings(PromptChoice):
             batch_size=self.batch_size, max_length=self.max_length,
             eval_fraction=self.eval_fraction, checkpoint_every=self.checkpoint_every,
             save_checkpoints=self.save, seed=self.seed, max_pairs=self.max_pairs,
-            device=self.device,
+            device=self.device, trust_remote_code=self.trust_remote_code,
+            device_map=self.device_map, max_memory=self.max_memory,
         )  # fmt: skip
         config.check()
         return config
@@ -187,9 +189,9 @@ class DurabilityScorer:
     def __call__(self, checkpoint: Checkpoint, view: LoadedModel) -> dict:
         return self.add(view, checkpoint.step, "rm")
 
-    def base_reference(self, base_name: str, device: str | None) -> dict:
+    def base_reference(self, base_name: str, device: str | None, **load) -> dict:
         """The base model's own preference: log-probs (nats) of the words as an LM."""
-        lm = load_model(ModelSpec(base_name, kind="lm", dtype="float32", device=device))
+        lm = load_model(ModelSpec(base_name, kind="lm", dtype="float32", device=device, **load))
         return self.add(lm, -1, "lm")
 
 
@@ -236,6 +238,8 @@ def run_train_rm(
     s = settings
     config = s.train_config()
     out = Path(s.out)
+    if not s.trust_remote_code:  # refuse custom model code before reading any data
+        check_loadable(ModelSpec(s.base, kind="rm"), NoProgress())
     data = data if data is not None else load_preference_data(s.data)
     progress.note(
         f"preference data: {len(data)} pairs from {data.record.get('source')}; "
@@ -271,7 +275,7 @@ def run_train_rm(
     }
     files = [out / "train_record.json", out / "training_metrics.csv"]
     if scorer is not None:
-        scorer.base_reference(s.base, config.device)
+        scorer.base_reference(s.base, config.device, **s.load_kwargs())
         scores = pd.concat(scorer.scores, ignore_index=True)
         scores.to_parquet(out / "durability_scores.parquet", index=False)
         durability = pd.concat(scorer.stats, ignore_index=True)

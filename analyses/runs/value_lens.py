@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
-from analyses.runs.common import RunResult, WordContrastChoice, short_name, write_json, write_table
+from analyses.runs.common import (
+    ModelLoading,
+    RunResult,
+    WordContrastChoice,
+    short_name,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import lens_gap_table, lens_item_table
@@ -24,14 +31,11 @@ from interp.patching.value_lens import value_lens_readings
 from interp.progress import Progress
 from interp.provenance import provenance
 
-READOUT = (
-    "the RM's final norm and score head, applied to both models' residual streams at the last "
-    "token; depth 0 = embeddings, depth L = after the last block"
-)
+DEPTHS = "depth 0 = embeddings, depth L = after the last block"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValueLensSettings(WordContrastChoice):
+class ValueLensSettings(WordContrastChoice, ModelLoading):
     rm: str = option("", "--rm", required=True, help="Reward model whose readout is used.")
     base: str | None = option(None, "--base", show_default=False,
                               help="Base model: read its residual stream with the RM head.")  # fmt: skip
@@ -56,10 +60,12 @@ def run_value_lens(
 
     s = settings
     out = s.out
-    rm = load_model(ModelSpec(s.rm, kind="rm", dtype="float32", device=s.device))
+    load = s.load_kwargs()
+    rm = load_model(ModelSpec(s.rm, kind="rm", dtype="float32", device=s.device, **load), progress)
     base = None
     if s.base:
-        base = load_model(ModelSpec(s.base, kind="lm", dtype="float32", device=s.device))
+        spec = ModelSpec(s.base, kind="lm", dtype="float32", device=s.device, **load)
+        base = load_model(spec, progress)
         check_pair(base, rm)
     readout = reward_readout(rm)
     prompts = load_prompts(s.prompts, s.prompt_keys)
@@ -90,7 +96,12 @@ def run_value_lens(
         responses=response_set.description,
         template_mode=items.template_mode,
         gap=design.pair.label,
-        readout=READOUT,
+        readout={
+            "kind": readout.kind,
+            "description": readout.description,
+            "depths": DEPTHS,
+            "applied_to": "the RM's and (if given) the base model's residual streams",
+        },
         final_gap=final_gap,
     )
     summary["files"] = [str(f) for f in files]

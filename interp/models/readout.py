@@ -1,7 +1,17 @@
-"""An RM's readout: how a residual-stream vector becomes a reward, and its score direction.
+"""An RM's readout: how a residual stream becomes a reward, and its score direction.
 
-``RewardReadout`` is the map ``r(h) = head(norm(h))[..., 0]`` from a residual-stream vector ``h``
-(before the final norm) to the reward; the value lens and patching read every number through it.
+``RewardReadout`` maps residual streams (before the final norm) to rewards; the value lens and
+patching read every number through it. Two kinds (``RewardReadout.kind``):
+
+- ``linear``: ``r(h) = head(norm(h))[..., 0]`` of the last position's vector ``h`` (one linear
+  head: the fast readout, and the only one with a score *direction*);
+- ``head-module``: the model's own head code (``interp.models.head_module``) run on
+  ``norm(h)`` for the *whole* sequence (a gating head reads a prompt position as well as the last
+  token), so a patched or lensed residual is scored exactly as the RM would score it.
+
+``read(suffix, prefix, ids)`` takes a prompt's shared prefix residual ``[1 or B, P, d]``, each
+row's own suffix residual ``[B, S, d]`` and the ids ``[B, P + S]``; a linear readout only looks
+at ``suffix[:, -1]``.
 
 An RM's reward is ``w . norm(h) + b`` where ``h`` is the last block's ``resid_post`` at the read
 position, ``norm`` the final RMSNorm (``h / rms(h) * g``) and ``w`` the score head's weight
@@ -17,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from interp.models.head_module import HeadModule
 from interp.models.loading import LoadedModel
 
 
@@ -49,8 +60,9 @@ def final_norm_gain(loaded: LoadedModel) -> np.ndarray:
 
 
 def score_direction(loaded: LoadedModel) -> ScoreDirection | None:
-    """The score head's direction for an RM (``None`` for an LM or a multi-output head)."""
-    if loaded.kind != "rm" or loaded.reward_layout is None:
+    """The score head's direction for an RM (``None`` for an LM, a multi-output or a
+    non-linear head)."""
+    if loaded.kind != "rm" or loaded.reward_layout is None or not loaded.reward_layout.linear:
         return None
     head = loaded.reward_layout.head(loaded.model)
     weight = head.weight.detach().float().cpu().numpy()
@@ -61,21 +73,64 @@ def score_direction(loaded: LoadedModel) -> ScoreDirection | None:
     return ScoreDirection(weight=row, gain=gain, effective=(row * gain).astype(np.float32))
 
 
+READOUT_DESCRIPTIONS = {
+    "linear": "the RM's final norm and linear score head at the last token",
+    "head-module": "the RM's own head module (its custom code) on the final norm of the residual "
+    "stream at every position",
+}
+
+
 @dataclass(frozen=True)
 class RewardReadout:
-    """``head(norm(h))[..., 0]``: maps residual vectors ``[..., d]`` to rewards ``[...]``."""
+    """Residual streams -> rewards, with the RM's final ``norm`` and its ``head`` (a linear map,
+    or the model's own ``module``). See the module docstring."""
 
     norm: nn.Module
-    head: nn.Linear
+    head: nn.Linear | None
     source: str
+    module: HeadModule | None = None
+    rows: int = 256
+
+    @property
+    def kind(self) -> str:
+        return "linear" if self.module is None else "head-module"
+
+    @property
+    def description(self) -> str:
+        return READOUT_DESCRIPTIONS[self.kind]
 
     @torch.no_grad()
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Linear readouts only: last-position vectors ``[..., d]`` -> rewards ``[...]``."""
+        if self.module is not None:
+            raise ValueError("a head-module readout reads whole sequences: use read()")
         return self.head(self.norm(hidden))[..., 0]
+
+    @torch.no_grad()
+    def read(
+        self,
+        suffix: torch.Tensor,
+        prefix: torch.Tensor | None = None,
+        ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Rewards ``[B]`` of residual streams ``prefix [1|B, P, d] + suffix [B, S, d]``."""
+        if self.module is None:
+            return self(suffix[:, -1])
+        if prefix is None or ids is None:
+            raise ValueError("a head-module readout needs the prefix residual and the ids")
+
+        def hidden(start: int, stop: int) -> torch.Tensor:
+            pre = prefix if prefix.shape[0] == 1 else prefix[start:stop]
+            pre = pre.to(suffix.device).expand(stop - start, *pre.shape[1:])
+            return self.norm(torch.cat([pre, suffix[start:stop]], dim=1))
+
+        return self.module.reward_chunked(hidden, ids, self.rows).to(suffix.device)
 
 
 def reward_readout(rm: LoadedModel) -> RewardReadout:
-    """The RM's own readout (final norm and score head)."""
+    """The RM's own readout: final norm and linear score head, or its own head module."""
     if rm.kind != "rm" or rm.reward_layout is None:
         raise ValueError(f"{rm.name} is not loaded as a reward model")
-    return RewardReadout(rm.backbone.norm, rm.reward_layout.head(rm.model), rm.name)
+    if rm.reward_layout.linear:
+        return RewardReadout(rm.backbone.norm, rm.reward_layout.head(rm.model), rm.name)
+    return RewardReadout(rm.backbone.norm, None, rm.name, module=rm.head_module())

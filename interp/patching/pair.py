@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from interp.errors import UserError
 from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.progress import Progress
 
 
 def check_pair(base: LoadedModel, rm: LoadedModel) -> None:
@@ -37,9 +38,14 @@ def check_pair(base: LoadedModel, rm: LoadedModel) -> None:
         )
 
 
-def load_pair(base_name: str, rm_name: str, device: str | None) -> tuple[LoadedModel, LoadedModel]:
-    """Load the base (as an LM; only its decoder stack is used) and the RM in float32."""
-    rm = load_model(ModelSpec(rm_name, kind="rm", dtype="float32", device=device))
-    base = load_model(ModelSpec(base_name, kind="lm", dtype="float32", device=device))
+def load_pair(
+    base_name: str, rm_name: str, device: str | None, progress: Progress | None = None, **load
+) -> tuple[LoadedModel, LoadedModel]:
+    """Load the base (as an LM; only its decoder stack is used) and the RM in float32.
+
+    ``load``: further ``ModelSpec`` keywords (``trust_remote_code``, ``device_map``, ...)."""
+    rm = load_model(ModelSpec(rm_name, kind="rm", dtype="float32", device=device, **load), progress)
+    spec = ModelSpec(base_name, kind="lm", dtype="float32", device=device, **load)
+    base = load_model(spec, progress)
     check_pair(base, rm)
     return base, rm

@@ -18,6 +18,20 @@ from interp.sites.edit import Replacement, site_hooks
 from interp.spans import forward_span
 
 
+def _read_rows(readout: Readout, final: torch.Tensor, batch) -> torch.Tensor:
+    """The readout of each right-padded row's own (unpadded) final residual stream."""
+    rows = torch.arange(batch.size, device=final.device)
+    if readout.kind == "linear":
+        return readout(final[rows, batch.lengths - 1])
+    empty = final[:1, :0]
+    return torch.cat(
+        [
+            readout.read(final[r : r + 1, :n], empty, batch.input_ids[r : r + 1, :n])
+            for r, n in enumerate(batch.lengths.tolist())
+        ]
+    )
+
+
 @torch.no_grad()
 def plain_patched_scores(
     receiver: LoadedModel,
@@ -40,12 +54,11 @@ def plain_patched_scores(
     for start in range(0, len(sequences), batch_size):
         batch = right_pad(sequences[start : start + batch_size], pad_id).to(device)
         rows = torch.arange(batch.size, device=device)
-        last = batch.lengths - 1
         capture = {k: [] for k in keys}
         with site_hooks(source, capture=capture):
             forward_span(source.backbone, 0, n_layers, **batch.model_inputs())
         final = forward_span(receiver.backbone, 0, n_layers, **batch.model_inputs())
-        clean[start : start + batch.size] = readout(final[rows, last]).float().cpu()
+        clean[start : start + batch.size] = _read_rows(readout, final, batch).float().cpu()
         for i, spec in enumerate(patches):
             mask = batch.attention_mask.bool()
             if spec.position is not None:
@@ -56,7 +69,7 @@ def plain_patched_scores(
             rep = {spec.key: Replacement(capture[spec.key][0], mask)}
             with site_hooks(receiver, replace=rep):
                 final = forward_span(receiver.backbone, 0, n_layers, **batch.model_inputs())
-            scores = readout(final[rows, last]).float().cpu()
+            scores = _read_rows(readout, final, batch).float().cpu()
             if spec.position is not None:
                 scores[(batch.lengths + spec.position < 0).cpu()] = float("nan")
             out[i, start : start + batch.size] = scores

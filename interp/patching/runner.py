@@ -5,8 +5,9 @@ The items of one sweep are conversations ``prefix + suffix[i]``: one prompt's sh
 closing ids (``S`` ids; items are grouped so every suffix in a group has the same length, so no
 padding is ever needed). A *patch* ``(site, layer, position)`` runs the receiver with the
 activation at that site replaced by the source model's activation on the identical input; the
-output is the receiver's final residual at the last position, read by a readout (an RM's final
-norm and score head; see ``interp.models.readout``).
+output is the receiver's final residual stream, read by a readout (an RM's final norm and score
+head at the last position, or its own head module on the whole sequence when the head is not
+one linear map; see ``interp.models.readout``: for such an RM the RM's own output is the metric).
 
 Fast path (``patched_scores``):
 
@@ -34,18 +35,18 @@ self-test (``interp.patching.selftest``) patches a model into itself through thi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from interp.models.loading import LoadedModel
+from interp.models.readout import RewardReadout
 from interp.patching.items import ItemGroup
 from interp.patching.specs import PatchSpec, SiteKey, positions_masks
 from interp.sites.edit import Replacement, site_hooks
 from interp.spans import cache_from, cache_kv, forward_span
 
-Readout = Callable[[torch.Tensor], torch.Tensor]
+Readout = RewardReadout
 
 
 @dataclass
@@ -53,10 +54,11 @@ class CleanRun:
     """One model's clean pass over an ``ItemGroup``.
 
     ``prefix_kv``: per block ``(keys, values)`` ``[1, h, P, hd]``. ``prefix_sites[key]``:
-    ``[1, P, d]``. ``suffix_sites[key]``: ``[copies, N, S, d]``. ``final_last``:
-    ``[copies, N, d]`` residual after the last block at each item's last position.
-    ``lens_last``: ``[N, L + 1, d]`` residual at the last position after 0..L blocks (copy 0),
-    when asked for (value lens). ``digest``: the ids it ran on.
+    ``[1, P, d]``. ``suffix_sites[key]``: ``[copies, N, S, d]``. ``final_suffix``:
+    ``[copies, N, S, d]`` residual after the last block at the suffix positions; ``prefix_final``
+    ``[1, P, d]`` the same at the prefix positions. ``lens``: ``[N, L + 1]`` value-lens readings
+    (the readout of the residual after 0..L blocks, copy 0) when a lens readout was given.
+    ``ids``: ``[N, P + S]`` the ids it ran on; ``digest``: their hash.
     """
 
     digest: str
@@ -64,9 +66,27 @@ class CleanRun:
     prefix_kv: list[tuple[torch.Tensor, torch.Tensor]]
     prefix_sites: dict[SiteKey, torch.Tensor]
     suffix_sites: dict[SiteKey, torch.Tensor]
-    final_last: torch.Tensor
-    lens_last: torch.Tensor | None = None
+    final_suffix: torch.Tensor
+    prefix_final: torch.Tensor
+    ids: torch.Tensor
+    lens: torch.Tensor | None = None
     chunks: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def final_last(self) -> torch.Tensor:
+        """``[copies, N, d]``: the final residual at each item's last position."""
+        return self.final_suffix[:, :, -1]
+
+    def read(self, readout: Readout, copy: int = 0) -> torch.Tensor:
+        """The readout of copy ``copy``'s final residual streams: ``[N]``."""
+        return readout.read(self.final_suffix[copy], self.prefix_final, self.ids)
+
+
+def _full_ids(group: ItemGroup, start: int, stop: int, copies: int = 1) -> torch.Tensor:
+    """``[copies * (stop - start), P + S]`` ids of items ``start:stop`` (prefix included)."""
+    suffix = group.suffixes[start:stop]
+    prefix = torch.tensor([list(group.prefix)], dtype=torch.long).expand(len(suffix), -1)
+    return torch.cat([prefix, suffix], dim=1).repeat(copies, 1)
 
 
 def chunk_bounds(n: int, rows: int) -> list[tuple[int, int]]:
@@ -81,9 +101,10 @@ def clean_run(
     copies: int,
     chunk_rows: int,
     device: torch.device,
-    lens: bool = False,
+    lens: Readout | None = None,
 ) -> CleanRun:
-    """Run ``group`` through the whole model, keeping ``sites`` (prefix and suffix parts)."""
+    """Run ``group`` through the whole model, keeping ``sites`` (prefix and suffix parts); with a
+    ``lens`` readout, also the value-lens readings at every depth."""
     backbone = model.backbone
     n_layers = model.n_layers
     from transformers import DynamicCache
@@ -94,9 +115,11 @@ def clean_run(
     capture = {k: [] for k in want}
     prefix_ids = torch.tensor([list(group.prefix)], device=device)
     with site_hooks(model, capture=capture):
-        forward_span(backbone, 0, n_layers, input_ids=prefix_ids, cache=cache)
+        prefix_final = forward_span(backbone, 0, n_layers, input_ids=prefix_ids, cache=cache)
     prefix_kv = cache_kv(cache)
     prefix_sites = {k: capture[k][0] for k in sites}
+    depth_keys = [("resid_pre", 0)] + [("resid_post", layer) for layer in range(n_layers)]
+    prefix_depths = [capture[k][0] for k in depth_keys] if lens else []
     chunks = chunk_bounds(group.n, chunk_rows)
     suffix_parts: dict[SiteKey, list[torch.Tensor]] = {k: [] for k in sites}
     finals, lens_parts = [], []
@@ -115,20 +138,24 @@ def clean_run(
             )
         for k in sites:
             suffix_parts[k].append(capture[k][0].reshape(copies, rows, *capture[k][0].shape[1:]))
-        finals.append(out[:, -1].reshape(copies, rows, -1))
+        finals.append(out.reshape(copies, rows, *out.shape[1:]))
         if lens:
-            depth = [capture[("resid_pre", 0)][0]] + [
-                capture[("resid_post", layer)][0] for layer in range(n_layers)
+            ids_chunk = _full_ids(group, start, stop)
+            readings = [
+                lens.read(capture[k][0][:rows], pre, ids_chunk).float().cpu()
+                for k, pre in zip(depth_keys, prefix_depths)
             ]
-            lens_parts.append(torch.stack([d[:rows, -1] for d in depth], dim=1))
+            lens_parts.append(torch.stack(readings, dim=1))
     return CleanRun(
         digest=group.digest(),
         copies=copies,
         prefix_kv=prefix_kv,
         prefix_sites=prefix_sites,
         suffix_sites={k: torch.cat(v, dim=1) for k, v in suffix_parts.items()},
-        final_last=torch.cat(finals, dim=1),
-        lens_last=torch.cat(lens_parts, dim=0) if lens else None,
+        final_suffix=torch.cat(finals, dim=1),
+        prefix_final=prefix_final,
+        ids=_full_ids(group, 0, group.n),
+        lens=torch.cat(lens_parts, dim=0) if lens else None,
         chunks=chunks,
     )
 
@@ -168,20 +195,22 @@ def _prefix_kv_for(
     mask: torch.Tensor,
     receiver: CleanRun,
     source: CleanRun,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Prefix cache of the receiver with ``spec`` applied on the prefix positions in ``mask``."""
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """Prefix cache and final prefix residual ``[1, P, d]`` of the receiver with ``spec`` applied
+    on the prefix positions in ``mask``."""
     from transformers import DynamicCache
 
     if not bool(mask.any()):
-        return receiver.prefix_kv
+        return receiver.prefix_kv, receiver.prefix_final
     backbone, n_layers = model.backbone, model.n_layers
     cache = DynamicCache()
     start = receiver.prefix_sites[("resid_pre", spec.layer)]
     replace = {spec.key: Replacement(source.prefix_sites[spec.key], mask[None].to(start.device))}
     with site_hooks(model, replace=replace):
-        forward_span(backbone, spec.layer, n_layers, hidden=start, cache=cache)
+        final = forward_span(backbone, spec.layer, n_layers, hidden=start, cache=cache)
     patched = cache_kv(cache)
-    return [patched[i] if i >= spec.layer else receiver.prefix_kv[i] for i in range(n_layers)]
+    kv = [patched[i] if i >= spec.layer else receiver.prefix_kv[i] for i in range(n_layers)]
+    return kv, final
 
 
 @torch.no_grad()
@@ -219,15 +248,17 @@ def patched_scores(
             for s, m in zip(specs, masks)
         ]
         start_layer = min(s.layer for s in specs)
-        kvs = []
+        kvs, prefix_finals = [], []
         for s, m, ok in zip(specs, masks, valid):
             if not ok or not bool(m[0].any()):
                 kvs.append(receiver.prefix_kv)
+                prefix_finals.append(receiver.prefix_final)
                 continue
             key = (group.prefix, s.site, s.layer, tuple(m[0].tolist()))
             if key not in prefix_cache:
                 prefix_cache[key] = _prefix_kv_for(model, group, s, m[0], receiver, source)
-            kvs.append(prefix_cache[key])
+            kvs.append(prefix_cache[key][0])
+            prefix_finals.append(prefix_cache[key][1])
         for start, stop in receiver.chunks:
             rows = stop - start
             hidden = receiver.suffix_sites[("resid_pre", start_layer)][:, start:stop]
@@ -273,10 +304,17 @@ def patched_scores(
                     cache=cache_from(kv),
                     past_length=group.prefix_len,
                 )
-            scores = readout(final[:, -1].contiguous()).float().cpu().reshape(v_size, rows)
+            ids = _full_ids(group, start, stop, v_size)
+            if readout.kind == "linear":
+                pre = clean_pre = None
+            else:  # each slot's own prefix residual (a patch may have changed it)
+                pre = torch.cat([p.expand(rows, *p.shape[1:]) for p in prefix_finals])
+                clean_pre = receiver.prefix_final
+            scores = readout.read(final.contiguous(), pre, ids).float().cpu().reshape(v_size, rows)
             # the clean twins, read out with the identical batch shape
-            clean = receiver.final_last[:, start:stop].reshape(v_size * rows, -1).contiguous()
-            clean_scores = readout(clean).float().cpu().reshape(v_size, rows)
+            clean = receiver.final_suffix[:, start:stop]
+            clean = clean.reshape(v_size * rows, *clean.shape[2:]).contiguous()
+            clean_scores = readout.read(clean, clean_pre, ids).float().cpu().reshape(v_size, rows)
             for slot, (i, ok) in enumerate(zip(members, valid)):
                 if ok:
                     out[i, start:stop] = scores[slot]

@@ -9,8 +9,10 @@ computed at that depth; at depth ``L`` this equals patching the base's whole fin
 stream into the RM, which is why the patching sweep uses it as the base reading. The readout
 itself is ``interp.models.readout.RewardReadout``.
 
-Everything is read at the last position of each conversation (where the reward is read);
-readings are float32 in the RM's reward units.
+A linear readout reads the last position of each conversation (where the reward is read); an RM
+whose head is not one linear map is read by its own head module applied to the normed residual
+stream of the whole conversation at each depth (labelled ``head-module`` in the outputs).
+Readings are float32 in the RM's reward units.
 """
 
 from __future__ import annotations
@@ -40,6 +42,6 @@ def value_lens_readings(
     out = np.full((n_items, n_layers + 1), np.nan, dtype=np.float32)
     for group in groups:
         rows = rows_per_pass(device, group.prefix_len + group.suffix_len)
-        run = clean_run(model, group, set(), 1, rows, device, lens=True)
-        out[list(group.item_index)] = readout(run.lens_last).float().cpu().numpy()
+        run = clean_run(model, group, set(), 1, rows, device, lens=readout)
+        out[list(group.item_index)] = run.lens.numpy()
     return out

@@ -12,6 +12,12 @@ All readers stop the forward pass right after the last requested site (later blo
 norm and the head never run) and apply an optional ``select(site, tensor)`` inside the hook, so only
 the selected slice (for example the last token's vector) is ever kept.
 
+``read_after_prefix`` reads the sites of suffix rows run on top of a shared prefix
+(``interp.scoring.PrefixRunner``: the prefix ran once, its keys/values are shared): the tensors
+are ``[B, S, d]`` over the suffix positions only, equal to the same positions of the whole
+sequences. The suffix rows may be right-padded (causal attention: a real token never sees the
+pads after it). ``torch`` and ``nnsight`` backends; the TransformerLens bridge cannot.
+
 Read with the ``torch`` backend inside ``interp.sites.edit.edit_sites``: nnsight captures a
 module's output *before* PyTorch forward hooks run, so it would report pre-edit values (it refuses
 to, with a clear error). Downstream effects of an edit are seen by every backend.
@@ -20,6 +26,7 @@ to, with a clear error). Downstream effects of an edit are seen by every backend
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -80,10 +87,32 @@ class SiteReader:
         batch = batch.to(self.loaded.device)
         with torch.no_grad():
             if self.backend == "nnsight":
-                return _read_nnsight(self._nnsight, self.loaded, batch, ordered, select)
+                return _read_nnsight(
+                    self._nnsight, self.loaded, batch.model_inputs(), ordered, select
+                )
             if self.backend == "tl":
                 return _read_tl(self._bridge, batch, ordered, select)
-            return _read_torch(self.loaded, batch, ordered, select)
+            run = functools.partial(self.loaded.backbone, **batch.model_inputs(), use_cache=False)
+            return _read_torch(self.loaded, run, ordered, select)
+
+    def read_after_prefix(
+        self, runner, suffix: torch.Tensor, sites: Sequence[Site], select: Select | None = None
+    ) -> dict[Site, torch.Tensor]:
+        """Sites of ``suffix`` ``[B, S]`` rows run after ``runner``'s shared prefix (see the
+        module docstring): ``{site: select(site, [B, S, d])}``."""
+        from interp.prefix_attention import shared_prefix_attention
+
+        if self.backend == "tl":
+            raise ValueError("the TransformerLens bridge cannot read after a shared prefix")
+        select = select or _identity
+        ordered = sorted(set(sites), key=_order)
+        suffix = suffix.to(self.loaded.device)
+        with torch.no_grad():
+            if self.backend == "torch":
+                return _read_torch(self.loaded, lambda: runner.run(suffix), ordered, select)
+            inputs = {"input_ids": suffix, "position_ids": runner.positions(suffix)}
+            with shared_prefix_attention(self.loaded.model, runner.kv):
+                return _read_nnsight(self._nnsight, self.loaded, inputs, ordered, select)
 
 
 def read_sites(
@@ -99,7 +128,7 @@ def read_sites(
 
 
 def _read_torch(
-    loaded: LoadedModel, batch: TokenBatch, sites: list[Site], select: Select
+    loaded: LoadedModel, run: Callable[[], object], sites: list[Site], select: Select
 ) -> dict[Site, torch.Tensor]:
     points = hook_points(loaded, sites)
     found: dict[Site, torch.Tensor] = {}
@@ -133,7 +162,7 @@ def _read_torch(
             else:
                 handles.append(module.register_forward_hook(fn))
         try:
-            loaded.backbone(**batch.model_inputs(), use_cache=False)
+            run()
         except _Stop:
             pass
     finally:
@@ -157,7 +186,7 @@ def _envoy(root, path: str):
 
 
 def _read_nnsight(
-    wrapped, loaded: LoadedModel, batch: TokenBatch, sites: list[Site], select: Select
+    wrapped, loaded: LoadedModel, inputs: dict, sites: list[Site], select: Select
 ) -> dict[Site, torch.Tensor]:
     # The trace body runs interleaved with the forward pass, so values must be requested in
     # execution order (``sites`` is sorted); the tracer stops after the last one.
@@ -170,7 +199,6 @@ def _read_nnsight(
                 "PyTorch forward hooks run, so it would miss the edit; read with "
                 "backend='torch' inside edit_sites"
             )
-    inputs = batch.model_inputs()
     with wrapped.trace(inputs, use_cache=False) as tracer:
         found = {}.save()
         for site in sites:

@@ -34,16 +34,28 @@ class Checkpoint:
     seconds: float
 
 
-def load_base_as_rm(name: str, seed: int, device: str | None = None) -> tuple[LoadedModel, str]:
+def load_base_as_rm(
+    name: str, seed: int, device: str | None = None, **load
+) -> tuple[LoadedModel, str]:
     """Load ``name`` as a float32 RM. A checkpoint without a score head gets a head seeded with
-    ``seed``; returns the model and how its head was initialised."""
+    ``seed``; returns the model and how its head was initialised. ``load``: further
+    ``ModelSpec`` keywords. Training needs a linear score head (refused otherwise)."""
     try:
-        return load_model(ModelSpec(name, kind="rm", dtype="float32", device=device)), "checkpoint"
+        loaded = load_model(ModelSpec(name, kind="rm", dtype="float32", device=device, **load))
+        how = "checkpoint"
     except UserError as err:
         if "no trained reward head" not in str(err):
             raise
-    spec = ModelSpec(name, kind="rm", dtype="float32", device=device, random_head_seed=seed)
-    return load_model(spec), f"random normal(0, d^-1/2), seed {seed}"
+        spec = ModelSpec(
+            name, kind="rm", dtype="float32", device=device, random_head_seed=seed, **load
+        )
+        loaded, how = load_model(spec), f"random normal(0, d^-1/2), seed {seed}"
+    if loaded.reward_layout is not None and not loaded.reward_layout.linear:
+        raise UserError(
+            f"{name}: train-rm trains a linear score head; this checkpoint reads its reward "
+            f"through its own head module ({loaded.reward_layout.name})"
+        )
+    return loaded, how
 
 
 def save_checkpoint(loaded: LoadedModel, folder: Path, meta: dict) -> Path:

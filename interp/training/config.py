@@ -48,6 +48,17 @@ class TrainConfig:
     eval_batch_size: int = 16
     max_pairs: int | None = None
     device: str | None = None
+    trust_remote_code: bool = False
+    device_map: str | None = None
+    max_memory: tuple[tuple[str, str], ...] | None = None
+
+    def load_kwargs(self) -> dict:
+        """``ModelSpec`` keywords for loading the base (custom code, placement)."""
+        return {
+            "trust_remote_code": self.trust_remote_code,
+            "device_map": self.device_map,
+            "max_memory": self.max_memory,
+        }
 
     def check(self) -> None:
         """Raise ``UserError`` for impossible settings."""

@@ -124,7 +124,7 @@ def _prepare(
 ) -> _Prepared:
     """Load the base as an RM, encode and split the pairs, pick the trainable parameters."""
     torch.manual_seed(config.seed)
-    loaded, head_init = load_base_as_rm(base, config.seed, config.device)
+    loaded, head_init = load_base_as_rm(base, config.seed, config.device, **config.load_kwargs())
     pairs = list(pairs)
     if config.max_pairs is not None:
         order = np.random.default_rng(config.seed).permutation(len(pairs))[: config.max_pairs]

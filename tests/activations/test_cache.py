@@ -27,7 +27,7 @@ from interp.formatting import conversation_format, response_ids
 from interp.models.loading import ModelSpec, load_model
 from interp.sites import SITE_KINDS, Site, make_sites, read_sites
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = ("love", "power", "kindness", "success", "trust", "ambition", "care", "victory")
 CATS = ("Communion", "Agency", "Communion", "Agency", "Communion", "Agency", "Communion", "Agency")
 

@@ -129,8 +129,10 @@ def test_round_trip_with_provenance(tmp_path, suffix):
     assert back["response"].tolist() == ["love", "NA", "001"]  # strings survive CSV
     assert back["token_id"].tolist()[0] == 5 and pd.isna(back["token_id"].tolist()[1])
     assert back["score"].tolist() == [-1.5, -2.0, -3.25]
-    assert read_provenance(path) == prov
-    assert json.loads(sidecar_path(path).read_text()) == prov
+    recorded = read_provenance(path)
+    assert {k: recorded[k] for k in prov} == prov and recorded["rows"] == 3
+    assert len(recorded["digest"]) == 64 and "hash_pandas_object" in recorded["digest_method"]
+    assert json.loads(sidecar_path(path).read_text()) == recorded
     assert sidecar_path(path).name == f"scores{suffix}.meta.json"
 
 
@@ -138,7 +140,37 @@ def test_parquet_metadata_holds_provenance_without_sidecar(tmp_path):
     path = tmp_path / "s.parquet"
     write_score_table(_small_table(), path, {"x": 1})
     sidecar_path(path).unlink()
-    assert read_provenance(path) == {"x": 1}
+    assert read_provenance(path)["x"] == 1 and read_provenance(path)["rows"] == 3
+
+
+def test_truncated_or_edited_tables_are_refused(tmp_path):
+    big = pd.concat([_small_table()] * 30, ignore_index=True)
+    big["score"] = range(len(big))
+    csv = tmp_path / "s.csv"
+    write_score_table(big, csv, {"x": 1})
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[:51]))  # 50 of 90 rows survive a cut-off copy
+    with pytest.raises(UserError, match="50 rows but its provenance records 90"):
+        read_score_table(csv)
+    pq_path = tmp_path / "s.parquet"
+    write_score_table(big, pq_path, {"x": 1})
+    edited = pd.read_parquet(pq_path)
+    edited.loc[3, "score"] = 99.0
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(edited, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(pq.read_metadata(pq_path).metadata), pq_path)
+    with pytest.raises(UserError, match="differs from the digest"):
+        read_score_table(pq_path)
+
+
+def test_csv_round_trips_every_control_character(tmp_path):
+    table = _small_table()
+    table["response"] = ["a\rb", "\r", '"q",\n']
+    path = tmp_path / "s.csv"
+    write_score_table(table, path)
+    assert read_score_table(path)["response"].tolist() == ["a\rb", "\r", '"q",\n']
 
 
 def test_schema_errors(tmp_path):

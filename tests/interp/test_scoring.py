@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from analyses.inputs.score_table import read_score_table, write_score_table
+from analyses.inputs.score_table import read_score_table
 from analyses.runs.merge_shards import MergeShardsSettings, run_merge_shards
+from analyses.runs.score import ScoreSettings, run_score
 from interp.errors import UserError
 from interp.formatting import conversation_format, response_ids
 from interp.models.loading import ModelSpec, load_model
@@ -90,28 +91,45 @@ def test_score_table_and_shards_merge(tiny_llama_rm, tmp_path):
     assert (
         full["raw_token"] == rm.tokenizer.convert_ids_to_tokens(full["token_id"].tolist())
     ).all()
-    paths = []
-    for i in (1, 2, 3):
-        part = score_responses(rm, prompts, vocabulary_responses(rm, Shard(i, 3)))
-        paths.append(
-            write_score_table(
-                part,
-                tmp_path / f"s{i}.parquet",
-                {"model": rm.provenance(), "shard": f"{i}/3", "prompts": "p"},
-            )
-        )
+    keys = "best_ever_one,worst_ever_one"
+    base = dict(
+        model=tiny_llama_rm, kind="rm", responses="vocab", prompt_keys=tuple(keys.split(","))
+    )
+    whole = run_score(ScoreSettings(**base, out=tmp_path / "whole.parquet"))
+    paths = [
+        run_score(ScoreSettings(**base, shard=Shard(i, 3), out=tmp_path / f"s{i}.parquet")).out
+        for i in (1, 2, 3)
+    ]
     merged = read_score_table(
         run_merge_shards(
-            MergeShardsSettings(files=tuple(paths), out=tmp_path / "merged.parquet")
+            MergeShardsSettings(files=tuple(reversed(paths)), out=tmp_path / "merged.parquet")
         ).out
     )
-    assert len(merged) == len(full)
-    a = merged.sort_values(["prompt_key", "token_id"])["score"].to_numpy()
-    b = full.sort_values(["prompt_key", "token_id"])["score"].to_numpy()
-    assert abs(a - b).max() < 1e-5
+    one = read_score_table(whole.out)
+    assert len(merged) == len(one) == 2 * len(rm.tokenizer)
+    # the merged table lists rows as one unsharded run does, with equal scores
+    assert merged["token_id"].tolist() == one["token_id"].tolist()
+    assert abs(merged["score"].to_numpy() - one["score"].to_numpy()).max() < 1e-5
     with pytest.raises(UserError, match="overlap"):
         run_merge_shards(
-            MergeShardsSettings(files=(paths[0], paths[0]), out=tmp_path / "bad.parquet")
+            MergeShardsSettings(
+                files=(paths[0], paths[0], paths[1], paths[2]), out=tmp_path / "bad.parquet"
+            )
+        )
+    with pytest.raises(UserError, match=r"gap: candidates \["):
+        run_merge_shards(
+            MergeShardsSettings(files=(paths[0], paths[2]), out=tmp_path / "bad.parquet")
+        )
+    words = tmp_path / "w.txt"
+    words.write_text("love\npower\n")
+    other = run_score(
+        ScoreSettings(
+            **{**base, "responses": str(words)}, shard=Shard(2, 2), out=tmp_path / "w.parquet"
+        )
+    )
+    with pytest.raises(UserError, match="different response sets"):
+        run_merge_shards(
+            MergeShardsSettings(files=(paths[0], other.out), out=tmp_path / "bad.parquet")
         )
 
 

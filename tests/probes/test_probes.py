@@ -132,7 +132,10 @@ def planted(tiny_llama_lm, tmp_path_factory):
     ]
     folder = tmp_path_factory.mktemp("planted")
     path = folder / "acts.h5"
-    settings = CacheSettings(make_sites(["resid_post"], range(loaded.n_layers)), "last", "float32")
+    settings = CacheSettings(
+        make_sites(["resid_post"], range(loaded.n_layers)), "last", "float32",
+        route="full-sequence",  # the planting hook reads whole sequences
+    )  # fmt: skip
     cache_activations(loaded, plan, settings, path)
     for hook in hooks:
         hook.remove()
