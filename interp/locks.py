@@ -41,6 +41,23 @@ class OutputLock:
         except (OSError, ValueError):
             return {}
 
+    def current_holder(self) -> dict | None:
+        """The holder record if another process holds the lock now, else None (never creates
+        the lock file; a shared probe released at once)."""
+        try:
+            fd = os.open(self.file, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self.holder() or {"pid": "?"}
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def _locked_fd(self) -> int:
         """An fd of the current lock file holding its flock (retried if the file was replaced
         between our open and our lock: the lock must be on the file the path names)."""
@@ -67,9 +84,12 @@ class OutputLock:
         self.file.parent.mkdir(parents=True, exist_ok=True)
         fd = self._locked_fd()
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(record).encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(record).encode())
+            os.fsync(fd)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only the record of who is missing
         self._fd = fd
         return self
 

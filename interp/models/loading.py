@@ -110,6 +110,20 @@ def resolve_source(name: str) -> str:
     )
 
 
+def check_revision(name: str, revision: str | None) -> None:
+    """Refuse ``--revision`` for a model that is not a Hugging Face id: a local folder or an
+    embedded model has one version, so a revision would be recorded without being used."""
+    if revision is None:
+        return
+    if name in zoo.EMBEDDED:
+        raise UserError(f"--revision {revision}: {name} is an embedded model (one fixed version)")
+    if Path(name).expanduser().exists():
+        raise UserError(
+            f"--revision {revision}: {name} is a local folder; a revision applies to Hugging Face "
+            "ids only (check out the revision you want into the folder instead)"
+        )
+
+
 def family_of(config) -> str:
     """Base-model family from the config: ``Llama``, ``Gemma``, or the model type."""
     model_type = getattr(config, "model_type", "") or ""
@@ -129,14 +143,55 @@ def _template_mode(tokenizer) -> TemplateMode:
     return "plain"
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_device(name: str | None) -> torch.device | None:
+    """``--device`` as a ``torch.device`` that exists on this machine (None: automatic), else
+    ``UserError`` (an unknown name, CUDA or MPS where there is none, a GPU index too high)."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(
+            f"--device {name!r}: not a device name (use cpu, cuda, cuda:1, mps)"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"--device {name}: CUDA is not available on this machine; use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(
+                f"--device {name}: MPS is not available on this machine; use --device cpu"
+            )
+    elif device.type != "cpu":
+        raise UserError(f"--device {name!r}: use cpu, cuda[:N] or mps")
+    return device
+
+
+def check_dtype(name: str | None) -> torch.dtype | None:
+    """``--dtype`` as a floating ``torch.dtype`` (None: automatic), else ``UserError``."""
+    if name is None:
+        return None
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype {name!r} (use {', '.join(DTYPES)})")
+    return getattr(torch, name)
+
+
 def _resolve_device_dtype(spec: ModelSpec) -> tuple[torch.device, torch.dtype]:
-    device = torch.device(spec.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if spec.dtype is None:
+    device = check_device(spec.device) or torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    dtype = check_dtype(spec.dtype)
+    if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    else:
-        dtype = getattr(torch, spec.dtype, None)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise UserError(f"unknown dtype {spec.dtype!r} (use float32, bfloat16 or float16)")
     return device, dtype
 
 
@@ -150,6 +205,7 @@ def _seed_random_head(head: nn.Linear, seed: int) -> None:
 
 
 def _load_modules(spec: ModelSpec, source: str, dtype: torch.dtype):
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     kwargs = {"revision": spec.revision} if spec.revision else {}
@@ -163,7 +219,7 @@ def _load_modules(spec: ModelSpec, source: str, dtype: torch.dtype):
             model, info = AutoModelForCausalLM.from_pretrained(
                 source, dtype=dtype, output_loading_info=True, **kwargs
             )
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load {spec.name!r} as {spec.kind}: {first_line}") from None
     return tokenizer, model, set(info.get("missing_keys", ()))
@@ -172,6 +228,7 @@ def _load_modules(spec: ModelSpec, source: str, dtype: torch.dtype):
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load, prepare (eval mode, pad token, RM head checks) and self-check a model."""
     _quiet_transformers()
+    check_revision(spec.name, spec.revision)
     source = resolve_source(spec.name)
     device, dtype = _resolve_device_dtype(spec)
     tokenizer, model, missing = _load_modules(spec, source, dtype)
