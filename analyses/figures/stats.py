@@ -25,6 +25,7 @@ from analyses.figures.common import (
     significance_mark,
     violin,
 )
+from interp.atomic import write_table
 
 
 def median_rank_violins(
@@ -238,6 +239,5 @@ def top_bottom_table(
     tab.scale(1, 1.2)
     ax.set_title(title, fontsize=10)
     paths = save_figure(fig, base)
-    csv = Path(base).with_suffix(".csv")
-    pd.DataFrame(cells, columns=header).to_csv(csv, index=False)
+    csv = write_table(pd.DataFrame(cells, columns=header), Path(base).with_suffix(".csv"))
     return [*paths, csv]

@@ -16,11 +16,15 @@ from typing import Any
 
 import pandas as pd
 
+from interp.atomic import atomic_path, atomic_write_text, output_format, write_table
 from interp.errors import UserError
+from interp.files import parse_json, read_delimited, read_parquet, table_format
 from interp.prompts import FRAMINGS
 from interp.score_rows import KINDS, SCORE_COLUMNS
 
 PROVENANCE_KEY = b"valuebias.provenance"
+SCORE_FORMATS = ("parquet", "csv")
+NUMERIC_DETAIL_COLUMNS = ("n_tokens", "rank", "step")  # whole numbers among the extra columns
 _STRING_COLUMNS = ("model", "family", "kind", "prompt_key", "prompt", "framing", "response")
 
 
@@ -67,7 +71,8 @@ def normalise_score_table(df: pd.DataFrame) -> pd.DataFrame:
 def write_score_table(
     df: pd.DataFrame, path: str | Path, provenance: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write a score table to Parquet (or CSV when ``path`` ends in ``.csv``) plus its sidecar.
+    """Write a score table to Parquet (or CSV when ``path`` ends in ``.csv``) plus its sidecar,
+    each atomically; any other extension is refused.
 
     ``provenance`` must be JSON-serialisable; it goes into the Parquet metadata and into
     ``<path>.meta.json``. Returns the path written.
@@ -76,38 +81,42 @@ def write_score_table(
     import pyarrow.parquet as pq
 
     path = Path(path)
+    fmt = output_format(path, SCORE_FORMATS, "score table")
     table_df = normalise_score_table(df)
     prov = dict(provenance or {})
     prov_json = json.dumps(prov, sort_keys=True, default=str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        table_df.to_csv(path, index=False)
+    if fmt == "csv":
+        write_table(table_df, path)  # every text field quoted: any token reads back unchanged
     else:
         table = pa.Table.from_pandas(table_df, preserve_index=False)
         meta = dict(table.schema.metadata or {})
         meta[PROVENANCE_KEY] = prov_json.encode()
-        pq.write_table(table.replace_schema_metadata(meta), path)
-    sidecar_path(path).write_text(json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n")
+        with atomic_path(path) as tmp:
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
+    atomic_write_text(
+        sidecar_path(path), json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
+    )
     return path
 
 
-def read_score_table(path: str | Path) -> pd.DataFrame:
+def read_score_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     """Read a score table (Parquet, or CSV by suffix) and check it against the schema."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"score table not found: {path}")
-    if path.suffix.lower() == ".csv":
-        df = pd.read_csv(
-            path,
-            dtype={c: str for c in _STRING_COLUMNS},
-            keep_default_na=False,
-            na_values={"token_id": [""], "score": [""]},
+    fmt = table_format(path, "score table", SCORE_FORMATS)
+    if fmt == "csv":
+        numeric = NUMERIC_DETAIL_COLUMNS
+        df = read_delimited(
+            path, "score table", encoding, na_columns=("token_id", "score", *numeric)
         )
+        for col in numeric:
+            if col in df.columns:
+                try:
+                    df[col] = pd.to_numeric(df[col]).astype("Int64")
+                except (TypeError, ValueError):
+                    raise UserError(
+                        f"score table {path}: column {col} holds non-integers"
+                    ) from None
     else:
-        try:
-            df = pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises several types for a non-Parquet file
-            raise UserError(f"cannot read {path} as Parquet: {err}") from err
+        df = read_parquet(path, "score table")
     return normalise_score_table(df)
 
 
@@ -115,12 +124,16 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     """Provenance of a score table: Parquet metadata if present, else the sidecar, else {}."""
     path = Path(path)
     if path.suffix.lower() != ".csv" and path.exists():
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        meta = pq.read_schema(path).metadata or {}
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError) as err:
+            raise UserError(f"score table {path}: not a readable Parquet file ({err})") from None
         if PROVENANCE_KEY in meta:
-            return json.loads(meta[PROVENANCE_KEY].decode())
+            return parse_json(meta[PROVENANCE_KEY].decode(), f"provenance of {path}")
     side = sidecar_path(path)
     if side.exists():
-        return json.loads(side.read_text())
+        return parse_json(side.read_text(encoding="utf-8"), f"provenance sidecar {side}")
     return {}

@@ -3,23 +3,29 @@
 - ``RunResult``: the files a run wrote, its provenance, and ``headline()`` (the lines the CLI
   prints). Every ``analyses.runs`` function returns a subclass.
 - Settings groups (keyword-only dataclasses to inherit from): ``ModelChoice`` (one model and how
-  to load it), ``PromptChoice`` (prompt set and keys), ``Resampling`` (seed, permutations,
-  bootstrap), ``WordContrastChoice`` (categorised words and the contrast read on them).
+  to load it), ``TextInputs`` (the text encoding of input files), ``PromptChoice`` (prompt set
+  and keys), ``Resampling`` (seed, permutations, bootstrap), ``WordContrastChoice`` (categorised
+  words and the contrast read on them).
+- Outputs: ``output_file`` (a file output: format by extension, writable, locked while written)
+  and ``interp.atomic.RunFolder`` for folder outputs; ``write_table``/``write_json`` are atomic.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from analyses.runs.options import at_least, comma_list, option
+from analyses.runs.options import Settings, comma_list, option
 from analyses.stats.contrast import CategoryPair
-from interp.models.loading import ModelSpec
-from interp.provenance import json_safe
+from interp.atomic import check_writable, output_format, write_json, write_table
+from interp.files import check_encoding
+from interp.locks import OutputLock
+from interp.models.loading import ModelSpec, check_device, check_dtype, check_revision
+
+__all__ = ["write_json", "write_table"]  # re-exported: the suite's atomic writers
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class TextRun(RunResult):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelChoice:
+class ModelChoice(Settings):
     """One model and how to load it."""
 
     model: str = option(
@@ -58,13 +64,19 @@ class ModelChoice:
     )  # fmt: skip
     revision: str | None = option(None, "--revision", help="Model revision (HF ids).")
     dtype: str | None = option(
-        None, "--dtype", help="float32 | bfloat16 | float16 [float32 on CPU, bfloat16 on GPU]."
-    )
-    device: str | None = option(None, "--device", help="cpu, cuda, cuda:1 ... [auto: GPU if any].")
+        None, "--dtype", check=check_dtype,
+        help="float32 | bfloat16 | float16 [float32 on CPU, bfloat16 on GPU].",
+    )  # fmt: skip
+    device: str | None = option(None, "--device", check=check_device,
+                                help="cpu, cuda, cuda:1 ... [auto: GPU if any].")  # fmt: skip
     random_head: int | None = option(
-        None, "--random-head", kind="int", metavar="SEED",
+        None, "--random-head", kind="int", low=0, metavar="SEED",
         help="With --as rm on a checkpoint without a trained score head: a head seeded with SEED.",
     )  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        check_revision(self.model, self.revision)
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(
@@ -73,7 +85,17 @@ class ModelChoice:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PromptChoice:
+class TextInputs(Settings):
+    """How input text files are decoded (UTF-8 unless a byte-order mark or ``--encoding`` says)."""
+
+    encoding: str | None = option(
+        None, "--encoding", check=check_encoding, show_default=False,
+        help="Text encoding of the input files (e.g. latin-1) [UTF-8, or as a byte-order mark says].",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptChoice(TextInputs):
     """Which prompts: a built-in set or a file, optionally narrowed to some keys."""
 
     prompts: str = option(
@@ -88,22 +110,28 @@ class PromptChoice:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Resampling:
+class Resampling(Settings):
     """Seed and resampling counts of the permutation tests and bootstrap intervals."""
 
-    seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
+    seed: int = option(0, "--seed", kind="int", low=0, help="Seed of every random draw.")
     permutations: int = option(
         10_000, "--permutations", kind="int", low=1, help="Permutation-test draws."
     )
     bootstrap: int = option(2000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples.")
 
-    def __post_init__(self) -> None:
-        at_least("--permutations", self.permutations, 1)
-        at_least("--bootstrap", self.bootstrap, 1)
+
+@dataclass(frozen=True, kw_only=True)
+class Overwrite(Settings):
+    """Whether a folder output may replace an earlier run (``interp.atomic.RunFolder``)."""
+
+    overwrite: bool = option(
+        False, "--overwrite", kind="flag",
+        help="Replace an earlier run in OUT (never one that another process is writing).",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
-class WordContrastChoice(PromptChoice):
+class WordContrastChoice(PromptChoice, Overwrite):
     """Words with categories under a set of prompts, and the category contrast read on them."""
 
     responses: str = option(
@@ -116,25 +144,20 @@ class WordContrastChoice(PromptChoice):
     )  # fmt: skip
     out: Path = option(Path("out"), "--out", kind="path", required=True, help="Output folder.")
     bootstrap: int = option(2000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples.")
-    seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
-    device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
+    seed: int = option(0, "--seed", kind="int", low=0, help="Seed of every random draw.")
+    device: str | None = option(None, "--device", check=check_device, help="cpu, cuda ... [auto].")
 
 
-def write_table(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` as Parquet or CSV (by suffix); returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)
-    return path
-
-
-def write_json(record: Any, path: Path) -> Path:
-    """Write a JSON-safe copy of ``record`` (NaN -> null) with indentation; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(record), indent=1, default=str) + "\n")
-    return path
+@contextlib.contextmanager
+def output_file(path: str | Path, formats: tuple[str, ...], what: str = "--out") -> Iterator[Path]:
+    """A file output for the length of the ``with``: its format must be one of ``formats`` (by
+    extension), its folder writable, and no other process may be writing it (``OutputLock``).
+    Call it before loading any model, so a bad ``--out`` fails in a second."""
+    path = Path(path)
+    output_format(path, formats, what)
+    check_writable(path)
+    with OutputLock(path):
+        yield path
 
 
 def short_name(name: str) -> str:

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyses.inputs.score_table import read_provenance, read_score_table, write_score_table
-from analyses.runs.options import option
+from analyses.inputs.score_table import (
+    SCORE_FORMATS,
+    read_provenance,
+    read_score_table,
+    write_score_table,
+)
+from analyses.runs.common import output_file
+from analyses.runs.options import Settings, option
 from analyses.runs.score import ScoreRun
 from interp.errors import UserError
 from interp.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class MergeShardsSettings:
+class MergeShardsSettings(Settings):
     """Shard tables of one sweep and the merged table to write."""
 
     files: tuple[Path, ...] = option((), "FILES", argument=True, nargs=-1, kind="path")
@@ -31,6 +37,11 @@ def run_merge_shards(
     paths = list(settings.files)
     if not paths:
         raise UserError("no shard files given")
+    with output_file(settings.out, SCORE_FORMATS):
+        return _merge(paths, settings.out)
+
+
+def _merge(paths: list[Path], out: Path) -> ScoreRun:
     tables = [read_score_table(p) for p in paths]
     records = [read_provenance(p) for p in paths]
     fingerprints = {r.get("model", {}).get("fingerprint") for r in records}
@@ -52,7 +63,7 @@ def run_merge_shards(
         merged_shards=sorted(r.get("shard", "?") for r in records),
     )
     merged = merged.sort_values(key, kind="stable").reset_index(drop=True)
-    path = write_score_table(merged, settings.out, record)
+    path = write_score_table(merged, out, record)
     return ScoreRun(
         path, (path,), record, n_rows=len(merged), model=str(record.get("model", {}).get("model"))
     )

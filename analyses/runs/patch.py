@@ -27,9 +27,10 @@ from analyses.inputs.probe_results import read_probe_results
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
 from analyses.runs.common import RunResult, WordContrastChoice, short_name, write_json, write_table
-from analyses.runs.options import at_least, comma_list, option
+from analyses.runs.options import comma_list, option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import effects_table, item_table, lens_gap_table, lens_item_table
+from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.models.loading import LoadedModel
 from interp.models.readout import reward_readout
@@ -82,8 +83,8 @@ class PatchSettings(WordContrastChoice):
     )  # fmt: skip
     self_test_items: int = 6
 
-    def __post_init__(self) -> None:
-        at_least("--permutations", self.permutations, 1)
+    def validate(self) -> None:
+        super().validate()
         if not self.sites:
             raise UserError("--sites: no sites given")
         parse_positions(self.positions)  # refuse a bad --positions before any model is loaded
@@ -174,26 +175,32 @@ def run_patch(
 ) -> PatchRun:
     """Patch the base model's activations into the RM, layer by layer; effects on the gap.
 
-    ``models``: the loaded ``(base, rm)`` pair, to reuse. Writes the files of the module doc."""
+    ``models``: the loaded ``(base, rm)`` pair, to reuse. Writes the files of the module doc
+    into OUT (staged, swapped in whole when the run succeeds)."""
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run = _patch(settings, folder, progress or NoProgress(), models)
+    return run
+
+
+def _patch(s: PatchSettings, folder: RunFolder, progress: Progress, models) -> PatchRun:
     from analyses.figures.patching import layerwise_figure, position_heatmap
 
-    progress = progress or NoProgress()
-    s = settings
-    out = Path(s.out)
+    out = folder.work
+    prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
+    responses = load_responses(s.responses, encoding=s.encoding)
+    words = list(responses.responses.words)
+    design = category_words(responses.categories, s.gap, words)
+    positions = parse_positions(s.positions)
+    probe_table = read_probe_results(s.probes, s.probe_compare)
     base, rm = models if models is not None else load_pair(s.base, s.rm, s.device)
     if models is not None:
         check_pair(base, rm)
     readout = reward_readout(rm)
     receiver, source = (rm, base) if s.direction == "base-into-rm" else (base, rm)
     roles = ("rm", "base") if s.direction == "base-into-rm" else ("base", "rm")
-    prompts = load_prompts(s.prompts, s.prompt_keys)
-    responses = load_responses(s.responses)
-    words = list(responses.responses.words)
-    design = category_words(responses.categories, s.gap, words)
     for model in (rm, base):
         check_sites(model)
     items = build_items(rm, prompts, words)
-    positions = parse_positions(s.positions)
     patches = make_patches(s.sites, parse_layers(s.layers, rm.n_layers), positions)
     result = patch_sweep(
         receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress
@@ -207,7 +214,6 @@ def run_patch(
         write_table(lens_gap, out / "value_lens_gap.csv"),
         write_table(lens_item_table(lens, items.table), out / "value_lens_items.parquet"),
     ]
-    probe_table = read_probe_results(s.probes, s.probe_compare)
     b_label, r_label = short_name(base.name), short_name(rm.name)
     title = (
         f"patching {b_label} into {r_label}"
@@ -218,6 +224,10 @@ def run_patch(
     if any(p is not None for p in positions):
         files += position_heatmap(effects, out / "patch_heatmap", title, design)
     summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses)
+    files.append(out / "patch_summary.json")
+    files = [folder.final(f) for f in files]
     summary["files"] = [str(f) for f in files]
-    files.append(write_json(summary, out / "patch_summary.json"))
-    return PatchRun(out, tuple(files), summary, sweep=result, effects=effects, summary=summary)
+    write_json(summary, out / "patch_summary.json")
+    return PatchRun(
+        folder.out, tuple(files), summary, sweep=result, effects=effects, summary=summary
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
 from analyses.inputs.score_table import write_score_table
-from analyses.runs.common import ModelChoice, PromptChoice, RunResult
+from analyses.runs.common import ModelChoice, PromptChoice, RunResult, output_file
 from analyses.runs.options import option
 from interp.models.loading import load_model
 from interp.progress import Progress
@@ -59,9 +59,20 @@ def prompts_digest(prompts) -> str:
 
 def run_score(settings: ScoreSettings, *, progress: Progress | None = None) -> ScoreRun:
     """Score responses with an RM (rewards) or an LM (log-probs, nats) into a score table."""
-    prompts = load_prompts(settings.prompts, settings.prompt_keys)
+    with output_file(settings.out, ("parquet", "csv")):
+        return _score(settings, progress)
+
+
+def _score(settings: ScoreSettings, progress: Progress | None) -> ScoreRun:
+    prompts = load_prompts(settings.prompts, settings.prompt_keys, settings.encoding)
+    response_set = None
+    if settings.responses != "vocab":  # word files are read (or refused) before a model loads
+        response_set = load_responses(
+            settings.responses, shard=settings.shard, encoding=settings.encoding
+        )
     loaded = load_model(settings.model_spec())
-    response_set = load_responses(settings.responses, loaded, settings.shard)
+    if response_set is None:
+        response_set = load_responses("vocab", loaded, settings.shard)
     table = score_responses(loaded, prompts, response_set.responses, settings.batch_size, progress)
     cats = response_set.categories
     if len(cats):

@@ -8,25 +8,35 @@ provenance, the lexicon, seed and settings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analyses.inputs.lexicons import load_lexicon
 from analyses.inputs.score_table import read_provenance, read_score_table
-from analyses.runs.common import Resampling, RunResult, write_json
+from analyses.runs.common import (
+    Overwrite,
+    Resampling,
+    RunResult,
+    TextInputs,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import option
 from analyses.stats.agreement import cross_model_agreement
 from analyses.stats.stage1 import Stage1Result, stage1
 from analyses.stats.stage2 import Stage2Result, stage2
+from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatsSettings(Resampling):
+class StatsSettings(Resampling, TextInputs, Overwrite):
     """Which table, which lexicon, which stage, and where to write."""
 
     scores: Path = option(Path(), "--scores", kind="path", required=True, help="Score table.")
@@ -51,6 +61,10 @@ class StatsSettings(Resampling):
         (), "--model", multiple=True, help="Keep only these models (repeatable)."
     )
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
+    drop_nonfinite: bool = option(
+        False, "--drop-nonfinite", kind="flag",
+        help="Leave out NaN/infinite scores (counted in the summary) instead of refusing the table.",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,8 +77,31 @@ class StatsRun(RunResult):
 
 
 def _records_csv(rows, path: Path) -> Path:
-    pd.DataFrame([asdict(r) for r in rows]).to_csv(path, index=False)
-    return path
+    return write_table(pd.DataFrame([asdict(r) for r in rows]), path)
+
+
+def nonfinite_scores(table: pd.DataFrame, drop: bool, source: str) -> tuple[pd.DataFrame, dict]:
+    """Refuse (default) or drop rows whose score is NaN or infinite.
+
+    Returns the table to analyse and a record: how many rows were dropped, per model and prompt.
+    A refusal names the counts per model and prompt, so a silently moved headline is impossible.
+    """
+    bad = ~np.isfinite(table["score"].to_numpy(dtype=np.float64))
+    record = {"n_rows": int(len(table)), "n_nonfinite": int(bad.sum()), "dropped": bool(drop)}
+    if not bad.any():
+        return table, record
+    counts = table[bad].groupby(["model", "prompt_key"]).size().sort_values(ascending=False)
+    record["per_model_prompt"] = {f"{m} / {p}": int(n) for (m, p), n in counts.items()}
+    shown = ", ".join(f"{m} / {p}: {n}" for (m, p), n in list(counts.items())[:4])
+    more = f" and {len(counts) - 4} more" if len(counts) > 4 else ""
+    if not drop:
+        raise UserError(
+            f"{source}: {int(bad.sum())} of {len(table)} scores are NaN or infinite ({shown}{more}); "
+            "fix the table, or pass --drop-nonfinite to leave them out (the summary then counts them)"
+        )
+    if bad.all():
+        raise UserError(f"{source}: every score is NaN or infinite; nothing to analyse")
+    return table[~bad].reset_index(drop=True), record
 
 
 def write_stage1(result: Stage1Result, out: Path) -> list[Path]:
@@ -76,8 +113,7 @@ def write_stage1(result: Stage1Result, out: Path) -> list[Path]:
     if result.mixed_model is not None:
         paths.append(_records_csv(result.mixed_model.terms, out / "mixed_model.csv"))
     paths.append(_records_csv(result.panels, out / "panels.csv"))
-    result.median_ranks.to_csv(out / "median_ranks.csv", index=False)
-    return [*paths, out / "median_ranks.csv"]
+    return [*paths, write_table(result.median_ranks, out / "median_ranks.csv")]
 
 
 def write_stage2(result: Stage2Result, out: Path) -> list[Path]:
@@ -87,8 +123,7 @@ def write_stage2(result: Stage2Result, out: Path) -> list[Path]:
         _records_csv(result.anova, out / "anova.csv"),
         _records_csv(result.posthoc, out / "posthoc.csv"),
     ]
-    result.median_ranks.to_csv(out / "median_ranks.csv", index=False)
-    return [*paths, out / "median_ranks.csv"]
+    return [*paths, write_table(result.median_ranks, out / "median_ranks.csv")]
 
 
 def pick_stage(scores: pd.DataFrame, stage: str) -> int:
@@ -118,27 +153,31 @@ def _stage1_lines(res: Stage1Result) -> str:
 
 def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> StatsRun:
     """The paper's statistics on a score table: ranks, median ranks, models and tests."""
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run = _stats(settings, folder.work, progress or NoProgress())
+    return dataclasses.replace(run, out=folder.out, files=tuple(map(folder.final, run.files)))
+
+
+def _stats(s: StatsSettings, out: Path, progress: Progress) -> StatsRun:
     from analyses.figures import stats as figs
 
-    progress = progress or NoProgress()
-    s = settings
-    table = read_score_table(s.scores)
+    table = read_score_table(s.scores, s.encoding)
     if s.models:
         unknown = sorted(set(s.models) - set(table["model"]))
         if unknown:
             raise UserError(f"model(s) not in {Path(s.scores).name}: {', '.join(unknown)}")
         table = table[table["model"].isin(s.models)]
-    lex = load_lexicon(s.lexicon, progress=progress)
+    table, finite = nonfinite_scores(table, s.drop_nonfinite, f"score table {s.scores}")
+    lex = load_lexicon(s.lexicon, progress=progress, encoding=s.encoding)
     if s.no_pronouns:
         lex = lex.drop_pronouns()
     which = pick_stage(table, s.stage)
     inputs = [Path(s.scores)] + ([Path(s.lexicon)] if Path(s.lexicon).is_file() else [])
     prov = provenance(
         inputs=inputs, lexicon=lex, seed=s.seed, stage=which, n_permutations=s.permutations,
-        n_bootstrap=s.bootstrap, drop_pronouns=s.no_pronouns,
+        n_bootstrap=s.bootstrap, drop_pronouns=s.no_pronouns, nonfinite_scores=finite,
         scores_provenance=read_provenance(s.scores),
     )  # fmt: skip
-    out = Path(s.out)
     progress.note(f"stage {which} on {table['model'].nunique()} model(s), lexicon {lex.name}")
     if which == 1:
         res1 = stage1(
@@ -162,9 +201,11 @@ def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> S
             f"{a.term}: F={a.F:.2f}, p={a.p:.3g}" for a in res2.anova if a.term != "Residual"
         )
         lines = f"ANOVA (type II) {terms}"
+    if finite["n_nonfinite"]:
+        lines += f"\ndropped {finite['n_nonfinite']} NaN/infinite score(s) (--drop-nonfinite)"
     if table["model"].nunique() >= 2:
         agreement = cross_model_agreement(table)
-        path = out / "agreement.csv"
-        pd.DataFrame([asdict(a) for a in agreement]).to_csv(path, index=False)
-        files.append(path)
+        files.append(
+            write_table(pd.DataFrame([asdict(a) for a in agreement]), out / "agreement.csv")
+        )
     return StatsRun(out, tuple(files), prov, stage=which, lines=lines)

@@ -16,6 +16,7 @@ from analyses.runs.common import RunResult, WordContrastChoice, short_name, writ
 from analyses.runs.options import option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import lens_gap_table, lens_item_table
+from interp.atomic import RunFolder
 from interp.models.loading import ModelSpec, load_model
 from interp.models.readout import reward_readout
 from interp.patching.items import build_items
@@ -52,20 +53,24 @@ def run_value_lens(
     settings: ValueLensSettings, *, progress: Progress | None = None
 ) -> ValueLensRun:
     """Reward the RM would give after each block (and the base model read by the same head)."""
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        return _value_lens(settings, folder)
+
+
+def _value_lens(s: ValueLensSettings, folder: RunFolder) -> ValueLensRun:
     from analyses.figures.patching import layerwise_figure
 
-    s = settings
-    out = s.out
+    out = folder.work
+    prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
+    response_set = load_responses(s.responses, encoding=s.encoding)
+    words = list(response_set.responses.words)
+    design = category_words(response_set.categories, s.gap, words)
     rm = load_model(ModelSpec(s.rm, kind="rm", dtype="float32", device=s.device))
     base = None
     if s.base:
         base = load_model(ModelSpec(s.base, kind="lm", dtype="float32", device=s.device))
         check_pair(base, rm)
     readout = reward_readout(rm)
-    prompts = load_prompts(s.prompts, s.prompt_keys)
-    response_set = load_responses(s.responses)
-    words = list(response_set.responses.words)
-    design = category_words(response_set.categories, s.gap, words)
     items = build_items(rm, prompts, words)
     n = len(items.table)
     lens = {"rm": value_lens_readings(rm, items.groups, readout, rm.device, n)}
@@ -93,6 +98,8 @@ def run_value_lens(
         readout=READOUT,
         final_gap=final_gap,
     )
+    files.append(out / "value_lens_summary.json")
+    files = [folder.final(f) for f in files]
     summary["files"] = [str(f) for f in files]
-    files.append(write_json(summary, out / "value_lens_summary.json"))
-    return ValueLensRun(out, tuple(files), summary, final_gap=final_gap)
+    write_json(summary, out / "value_lens_summary.json")
+    return ValueLensRun(folder.out, tuple(files), summary, final_gap=final_gap)
