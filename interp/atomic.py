@@ -36,6 +36,17 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def _mode_for(path: Path) -> int:
+    """The permission bits a replaced file keeps, or a new file gets (0666 less the umask;
+    ``mkstemp`` alone would leave 0600)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it becomes ``path`` atomically.
@@ -52,6 +63,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with tmp_path.open("rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, _mode_for(path))
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
     except BaseException:

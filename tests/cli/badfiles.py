@@ -2,7 +2,8 @@
 refused command left no output a reader would accept.
 
 ``bad_files(folder)`` returns file name -> path; ``check_case`` runs one command line
-(``{file name}`` placeholders replaced by those paths and ``{out}`` by a fresh output path) and asserts the
+(``{file name}`` placeholders replaced by those paths, ``{out}`` by a fresh output path and
+``{dir}`` by its folder) and asserts the
 rules for bad input (``tests.helpers.refusal``) plus: the expected words are in the error line,
 and ``{out}`` does not exist afterwards (nor any file beside it that is not a hidden partial).
 """
@@ -97,7 +98,8 @@ def check_case(args: list[str], expected: str, paths: dict, out: Path) -> str:
     that ``out`` was not created; returns the error line."""
     from cli import main
 
-    subs = {f"{{{k}}}": str(v) for k, v in paths.items()} | {"{out}": str(out)}
+    subs = {f"{{{k}}}": str(v) for k, v in paths.items()}
+    subs |= {"{out}": str(out), "{dir}": str(out.parent)}
     filled = []
     for a in args:
         for key, value in subs.items():

@@ -91,7 +91,6 @@ def paths(tmp_path_factory, tiny_llama_lm):
 
 @pytest.mark.parametrize("args, expected", STATS_CASES, ids=[c[1][:40] for c in STATS_CASES])
 def test_stats_refuses(args, expected, paths, tmp_path):
-    args = [a.replace("{dir}", str(tmp_path)) for a in args]
     check_case(args, expected, paths, tmp_path / "stats-out")
 
 

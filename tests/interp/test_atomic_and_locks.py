@@ -168,3 +168,16 @@ def test_a_locked_output_is_refused_even_with_overwrite(kind, tmp_path, tiny_lla
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert out.exists()  # --overwrite did not remove it
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "new.txt", "x")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+        (tmp_path / "kept.txt").write_text("old")
+        (tmp_path / "kept.txt").chmod(0o640)
+        atomic_write_text(tmp_path / "kept.txt", "new")
+        assert (tmp_path / "kept.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(mask)
