@@ -9,6 +9,7 @@ one line starting with ``error:`` and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -42,8 +43,8 @@ from interp.errors import UserError
 class TqdmProgress:
     """Progress bars on stderr for library calls (implements ``interp.progress.Progress``)."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled  # bars: terminals only
         self._bar = None
 
     def start(self, total: int, desc: str) -> None:
@@ -62,10 +63,9 @@ class TqdmProgress:
             self._bar = None
 
     def note(self, message: str) -> None:
-        if self.enabled:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            tqdm.write(message, file=sys.stderr)
+        tqdm.write(message, file=sys.stderr)
 
 
 class OneLineErrors(click.Group):
@@ -85,15 +85,12 @@ class OneLineErrors(click.Group):
 
 
 def _click_type(opt: Opt):
-    if opt.kind == "int":
-        return (
-            click.IntRange(opt.low, opt.high)
-            if opt.low is not None or opt.high is not None
-            else click.INT
-        )
-    if opt.kind == "float":
-        has_range = opt.low is not None or opt.high is not None
-        return click.FloatRange(opt.low, opt.high) if has_range else click.FLOAT
+    if opt.kind in ("int", "float"):
+        low, open_low = (opt.above, True) if opt.above is not None else (opt.low, False)
+        ranged = low is not None or opt.high is not None
+        if opt.kind == "int":
+            return click.IntRange(low, opt.high, min_open=open_low) if ranged else click.INT
+        return click.FloatRange(low, opt.high, min_open=open_low) if ranged else click.FLOAT
     if opt.kind == "path":
         return click.Path(path_type=Path)
     if opt.kind == "choice":
@@ -141,6 +138,28 @@ def _settings_from(settings_type: type, values: dict):
     return settings_type(**given)
 
 
+FILE_FAULTS = {
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for this file system",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+}
+
+
+def fault_message(err: OSError) -> str | None:
+    """One line for a file-system fault (disk full, permissions), or None for other errors."""
+    if err.errno not in FILE_FAULTS:
+        return None
+    where = f" ({err.filename})" if err.filename else ""
+    return (
+        f"{FILE_FAULTS[err.errno]}{where}; nothing half-written was left under an output name. "
+        "Fix it and rerun the same command (completed work is kept where the command resumes)"
+    )
+
+
 def _friendly(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -148,6 +167,15 @@ def _friendly(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except OSError as err:
+            message = fault_message(err)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        except EOFError:  # click would report it as "Aborted!"
+            click.echo("error: an input ended early (a truncated file?)", err=True)
             sys.exit(2)
 
     return wrapper
@@ -158,7 +186,11 @@ def command(group: click.Group, name: str, settings_type: type, run: Callable) -
 
     def callback(**values):
         settings = _settings_from(settings_type, values)
-        result = run(settings, progress=TqdmProgress())
+        progress = TqdmProgress()
+        try:
+            result = run(settings, progress=progress)
+        finally:
+            progress.close()  # before any error line, so it stands alone
         click.echo(result.headline())
 
     options = cli_options(settings_type)  # inherited groups first: show required ones first

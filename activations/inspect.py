@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from activations.store import ActivationStore
+from interp.locks import OutputLock
 from interp.sites import describe_sites
 
 SCAN_ROWS = 8192
@@ -37,6 +38,7 @@ class StoreReport:
     categories: dict[str, int]
     sites: tuple[SiteReport, ...]
     size_bytes: int
+    writer: str = ""
 
     @property
     def finite(self) -> bool:
@@ -45,25 +47,28 @@ class StoreReport:
     def text(self) -> str:
         m = self.manifest
         model, settings = m["model"], m["settings"]
+        prompts, responses = m.get("prompts") or {}, m.get("responses") or {}
         lines = [
-            f"{self.path} ({self.size_bytes / 2**20:.1f} MiB), format v{m['format_version']}, "
-            f"valuebias {m['tool_version']}, created {m['created_utc']}",
-            f"model: {model['model']} ({model['kind']}, {model['family']}, "
-            f"{model['n_layers']} layers, d={model['d_model']}), fingerprint "
-            f"{model['fingerprint']}, revision {model.get('revision')}, compute dtype "
-            f"{model['dtype']}, template {settings['template']}",
-            f"tokenizer+template hash: {settings['tokenizer_hash'][:16]}",
-            f"prompts: {m['prompts']['n']} (digest {m['prompts']['digest'][:12]}); responses: "
-            f"{m['responses']['n']} from {m['responses']['source']} "
-            f"({_responses_identity(m['responses'])}, digest {m['responses']['digest'][:12]})",
-            f"positions: {settings['positions']} ({m['layout']}); store dtype "
-            f"{settings['store_dtype']}; backend {settings['backend']}; batch size "
+            f"{self.path} ({self.size_bytes / 2**20:.1f} MiB), format v{m.get('format_version')}, "
+            f"valuebias {m.get('tool_version')}, created {m.get('created_utc')}",
+            f"model: {model['model']} ({model['kind']}, {model.get('family')}, "
+            f"{model.get('n_layers')} layers, d={model.get('d_model')}), fingerprint "
+            f"{model.get('fingerprint')}, revision {model.get('revision')}, compute dtype "
+            f"{model.get('dtype')}, template {settings.get('template')}",
+            f"tokenizer+template hash: {str(settings.get('tokenizer_hash'))[:16]}",
+            f"prompts: {prompts.get('n')} (digest {str(prompts.get('digest'))[:12]}); responses: "
+            f"{responses.get('n')} from {responses.get('source')} "
+            f"({_responses_identity(responses)}, digest {str(responses.get('digest'))[:12]})",
+            f"positions: {settings['positions']} ({m.get('layout')}); store dtype "
+            f"{settings['store_dtype']}; backend {settings.get('backend')}; batch size "
             f"{settings['batch_size']}",
             f"items: {self.n_items}, done {self.n_done} "
             f"({'complete' if self.complete else 'INCOMPLETE: rerun cache-activations'})",
             "categories: " + ", ".join(f"{k or '(none)'} {v}" for k, v in self.categories.items()),
             f"sites: {len(self.sites)} ({describe_sites([s.name for s in self.sites])})",
         ]
+        if self.writer:
+            lines.insert(1, f"being written by {self.writer} (the counts below are a snapshot)")
         for s in self.sites:
             flag = "" if s.n_nan == 0 and s.n_inf == 0 else f"  NaN {s.n_nan} inf {s.n_inf}"
             lines.append(
@@ -81,6 +86,7 @@ class StoreReport:
                 "n_items": self.n_items,
                 "n_done": self.n_done,
                 "complete": self.complete,
+                "writer": self.writer,
                 "categories": self.categories,
                 "sites": [s.__dict__ for s in self.sites],
             },
@@ -140,4 +146,13 @@ def inspect_store(path: str | Path) -> StoreReport:
             categories={str(c): int(n) for c, n in zip(cats, counts, strict=True)},
             sites=tuple(_scan(store, site, done_rows) for site in store.sites),
             size_bytes=Path(path).stat().st_size,
+            writer=writer_of(path),
         )
+
+
+def writer_of(path: str | Path) -> str:
+    """ "process N on HOST since T" when another process holds the store's output lock, else ""."""
+    who = OutputLock(path).current_holder()
+    if who is None:
+        return ""
+    return f"process {who.get('pid', '?')} on {who.get('host', '?')} since {who.get('since', '?')}"

@@ -1,8 +1,8 @@
 """The HDF5 activation store: layout, validation and the lazy reading API.
 
-Layout (format ``valuebias.activations`` version 1)::
+Layout (format ``valuebias.activations`` version 2; version 1 is read too)::
 
-    /                      attrs: vb_format, vb_format_version, manifest (JSON), complete (bool)
+    /                      attrs: vb_format, vb_format_version, manifest (JSON)
     /items/<column>        [n_items]  response, category, prompt_key, group (UTF-8 strings),
                                       n_tokens, response_start, response_len, prompt_index,
                                       word_index (int32)
@@ -11,14 +11,17 @@ Layout (format ``valuebias.activations`` version 1)::
     /offsets               [n_items + 1] int64; item i owns rows offsets[i]:offsets[i+1] of every
                            site dataset (one row per item, or n_tokens rows for positions=all)
     /tokens                [sum n_tokens] int32; every item's input ids, ragged like ``all``
-    /acts/<site name>      [n_rows, d_model] float16|float32, chunked, gzip + shuffle; named
-                           canonically (``blocks.12.hook_resid_post``), one per (site, layer)
+    /acts/<site name>      [n_rows, d_model] float16|float32, contiguous and allocated when the
+                           store is created (version 1: chunked, gzip); named canonically
+                           (``blocks.12.hook_resid_post``), one per (site, layer)
     /score_head/weight, /score_head/gain, /score_head/effective   [d_model] (RMs only)
 
 The manifest records the model (fingerprint, source, revision, kind, compute dtype, tokenizer
 and template hash), the settings (sites, positions, store dtype, backend, batch size), the
 prompts' and responses' identity (keys, digests, lexicon name/version), the items digest, the
 tool version and creation/update times. ``settings`` are what a resume must match.
+
+How a store is written so that faults cannot damage it is ``activations.writer``.
 
 ``ActivationStore(path)`` opens a store read-only, checks it is one (and not truncated or
 foreign) and gives per-site arrays lazily (``store[site]`` is an ``h5py.Dataset``; slicing reads
@@ -28,6 +31,7 @@ only those rows), plus labels, groups and the items table.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,24 +43,39 @@ from interp.errors import UserError
 from interp.sites import Site
 
 FORMAT = "valuebias.activations"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STRING_COLUMNS = ("response", "category", "prompt_key", "group")
 INT_COLUMNS = ("n_tokens", "response_start", "response_len", "prompt_index", "word_index")
 STORE_DTYPES = ("float16", "float32")
 
 
 def open_h5(path: str | Path, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file, turning "not HDF5 / truncated / damaged" into one clear ``UserError``."""
+    """Open an HDF5 file, turning "in use / not HDF5 / truncated / damaged" into one clear
+    ``UserError``. Readers do not take HDF5's file lock: a store being written can be read
+    (after creation its writer changes only rows and done marks in place)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an activation store")
     try:
-        return h5py.File(path, mode)
+        return h5py.File(path, mode, locking=False if mode == "r" else None)
     except OSError as err:
-        detail = str(err).split("(")[0].strip() or type(err).__name__
-        hint = " It may be truncated (an interrupted copy?) or not an HDF5 file at all."
-        if "truncated" in str(err).lower():
-            hint = " The file is truncated (an interrupted copy or a full disk?)."
+        text = str(err)
+        if "lock" in text.lower() or "errno = 11" in text:
+            raise UserError(
+                f"{path} is in use by another process (it holds the file open for writing); "
+                "wait for it to finish"
+            ) from None
+        detail = text.split("(")[0].strip() or type(err).__name__
+        if "truncated" in text.lower():
+            found = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+            size = f": {found.group(1)} of {found.group(2)} bytes are there" if found else ""
+            hint = f" The file is truncated{size} (a copy cut short?); its items cannot be read."
+        elif "signature" in text.lower():
+            hint = " It is not an HDF5 file."
+        else:
+            hint = " It is damaged or not an HDF5 file."
         raise UserError(f"{path}: cannot open as an activation store: {detail}.{hint}") from None
 
 
@@ -77,9 +96,49 @@ def read_manifest(f: h5py.File, path: str | Path) -> dict:
             f"({FORMAT_VERSION}); upgrade valuebias"
         )
     try:
-        return json.loads(f.attrs["manifest"])
-    except (KeyError, ValueError):
+        manifest = json.loads(f.attrs["manifest"])
+    except (KeyError, ValueError, TypeError):
         raise UserError(f"{path}: activation store has no readable manifest") from None
+    check_manifest(manifest, path)
+    return manifest
+
+
+# what readers rely on: key -> type (a dict: nested keys)
+MANIFEST_SCHEMA: dict = {
+    "n_items": int,
+    "d_model": int,
+    "n_rows": int,
+    "model": {"model": str, "kind": str},
+    "settings": {"sites": list, "positions": str, "store_dtype": str, "batch_size": int},
+}
+
+
+def check_manifest(
+    manifest, path: str | Path, schema: dict = MANIFEST_SCHEMA, at: str = ""
+) -> None:
+    """Refuse a manifest whose fields readers rely on are missing or of the wrong type (a
+    hand-edited or foreign file), naming the field, instead of failing later in a reader."""
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: the store's manifest{at and ' ' + at} is not a mapping")
+    for key, kind in schema.items():
+        name = f"{at}.{key}" if at else key
+        if key not in manifest:
+            raise UserError(f"{path}: the store's manifest lacks {name}")
+        value = manifest[key]
+        if isinstance(kind, dict):
+            check_manifest(value, path, kind, name)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise UserError(
+                f"{path}: the store's manifest field {name} is {value!r}, expected {kind.__name__}"
+            )
+    if not at:
+        if manifest["n_items"] < 1 or manifest["d_model"] < 1:
+            raise UserError(f"{path}: the store's manifest gives no items or no width")
+        sites = manifest["settings"]["sites"]
+        if not sites or not all(isinstance(x, str) for x in sites):
+            raise UserError(f"{path}: the store's manifest lists no site names")
+        if manifest["settings"]["store_dtype"] not in STORE_DTYPES:
+            raise UserError(f"{path}: the store's manifest names an unknown store dtype")
 
 
 def check_structure(f: h5py.File, manifest: dict, path: str | Path) -> None:
@@ -177,7 +236,9 @@ class ActivationStore:
 
     @property
     def complete(self) -> bool:
-        return bool(self._f.attrs.get("complete", False)) and bool(self.done.all())
+        if int(self._f.attrs.get("vb_format_version", 1)) < 2:
+            return bool(self._f.attrs.get("complete", False)) and bool(self.done.all())
+        return bool(self.done.all())
 
     @property
     def model(self) -> dict:

@@ -55,6 +55,23 @@ class OutputLock:
         """Who the lock file says holds (or last held) the lock: pid, host, since."""
         return read_holder(self.file)
 
+    def current_holder(self) -> dict | None:
+        """The holder record if another process holds the lock now, else None (never creates
+        the lock file; a shared probe released at once)."""
+        try:
+            fd = os.open(self.file, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self.holder() or {"pid": "?"}
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def _locked_fd(self) -> int:
         """An fd of the current lock file holding its flock (retried if the file was replaced
         between our open and our lock: the lock must be on the file the path names)."""
@@ -89,9 +106,12 @@ class OutputLock:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, _record())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, _record())
+            os.fsync(fd)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only the record of who is missing
         self._fd = fd
         return self
 

@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from interp.atomic import atomic_path, atomic_write_text, write_table
 from interp.errors import UserError
+from interp.files import read_json, read_parquet
 from probes.fit import LinearProbe
 from probes.layerwise import ProbeResults
 
@@ -44,10 +46,9 @@ def summary_of(results: ProbeResults) -> dict:
 
 
 def save_probe_dir(results: ProbeResults, out_dir: str | Path) -> Path:
-    """Write the three files; returns the folder."""
+    """Write the three files (each atomically); returns the folder."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results.table().to_parquet(out / TABLE, index=False)
+    write_table(results.table(), out / TABLE)
     arrays: dict[str, np.ndarray] = {}
     for r in results.results:
         key = f"{r.site}::{r.method}"
@@ -59,8 +60,9 @@ def save_probe_dir(results: ProbeResults, out_dir: str | Path) -> Path:
     if results.score_head:
         for name, value in results.score_head.items():
             arrays[f"score_head::{name}"] = np.asarray(value, dtype=np.float32)
-    np.savez_compressed(out / DIRECTIONS, **arrays)
-    (out / SUMMARY).write_text(json.dumps(summary_of(results), indent=1, default=str))
+    with atomic_path(out / DIRECTIONS) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, **arrays)
+    atomic_write_text(out / SUMMARY, json.dumps(summary_of(results), indent=1, default=str))
     return out
 
 
@@ -75,10 +77,17 @@ class ProbeDir:
                 f"{self.path}: not a probe directory (missing {', '.join(missing)}); "
                 "make one with train-probes"
             )
-        self.table = pd.read_parquet(self.path / TABLE)
-        self.summary = json.loads((self.path / SUMMARY).read_text())
-        with np.load(self.path / DIRECTIONS) as npz:
-            self._arrays = {k: npz[k] for k in npz.files}
+        self.table = read_parquet(self.path / TABLE, "probe table")
+        self.summary = read_json(self.path / SUMMARY, "probe summary")
+        if not isinstance(self.summary, dict) or "settings" not in self.summary:
+            raise UserError(f"{self.path / SUMMARY}: not a train-probes summary")
+        try:
+            with np.load(self.path / DIRECTIONS, allow_pickle=False) as npz:
+                self._arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise UserError(
+                f"{self.path / DIRECTIONS}: not a readable directions file ({err})"
+            ) from None
 
     @property
     def methods(self) -> tuple[str, ...]:

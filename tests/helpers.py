@@ -156,3 +156,37 @@ def other_rm(root: Path, arch: str, seed: int = 1, n_layers: int = 4) -> str:
     if not (folder / "config.json").exists():
         build_tiny_model(folder, arch=arch, kind="rm", n_layers=n_layers, seed=seed)
     return str(folder)
+
+
+def refusal(result) -> str:
+    """The one ``error:`` line of a refused CLI run (click ``Result``), after checking the rules
+    for bad input: exit status 2, exactly one line starting with ``error:`` and it is the last,
+    no traceback, no exception escaping."""
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert result.exit_code == 2, result.output
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return errors[0]
+
+
+class LocalHttp:
+    """An HTTP server on 127.0.0.1 (a free port) answering with ``handler`` while in the
+    ``with``; ``base`` is its ``http://127.0.0.1:PORT`` root. Tests never reach the network."""
+
+    def __init__(self, handler) -> None:
+        import http.server
+        import threading
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> LocalHttp:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -30,6 +30,7 @@ from analyses.runs.implicit_reward import ImplicitRewardSettings, run_implicit_r
 from analyses.runs.patch import PatchSettings, run_patch
 from analyses.runs.train_probes import TrainProbesSettings, run_train_probes
 from analyses.runs.train_rm import TrainRmSettings, run_train_rm
+from interp.atomic import write_table
 from interp.models import zoo
 from interp.models.loading import LoadedModel, ModelSpec, load_model
 from interp.progress import Progress
@@ -106,7 +107,7 @@ def stage_implicit_reward(out_dir: Path, progress: Progress) -> dict:
     lm_1, lm_2 = demo.DEMO_MODELS
     out = out_dir / "implicit_reward"
     run = run_implicit_reward(
-        ImplicitRewardSettings(model_1=lm_1, model_2=lm_2, out=out, merge="sum"),
+        ImplicitRewardSettings(model_1=lm_1, model_2=lm_2, out=out, merge="sum", overwrite=True),
         progress=progress,
     )
     anova = run.summary["stage2"]["anova"]
@@ -148,7 +149,9 @@ def stage_probes(out_dir: Path, progress: Progress) -> dict:
         )  # fmt: skip
         cached = cache_for_model(load_model(settings.model_spec()), settings, progress)
         run = run_train_probes(
-            TrainProbesSettings(acts=cached.path, out=folder / "probes", bootstrap=500, controls=3),
+            TrainProbesSettings(
+                acts=cached.path, out=folder / "probes", bootstrap=500, controls=3, overwrite=True
+            ),
             progress=progress,
         )
         summary["models"][name] = {
@@ -168,9 +171,7 @@ def stage_probes(out_dir: Path, progress: Progress) -> dict:
 def training_words(root: Path) -> Path:
     """Big Two plain entries without pronouns, as a ``response,category`` CSV in ``root``."""
     lexicon = load_lexicon("big2").drop_pronouns()
-    path = root / "big2_words.csv"
-    lexicon.categorise(lexicon.words()).to_csv(path, index=False)
-    return path
+    return write_table(lexicon.categorise(lexicon.words()), root / "big2_words.csv")
 
 
 def _controlled_comparison(models: dict) -> dict:
@@ -212,7 +213,7 @@ def stage_training(out_dir: Path, progress: Progress) -> dict:
             batch_size=cfg.batch_size, max_length=cfg.max_length,
             eval_fraction=cfg.eval_fraction, checkpoint_every=cfg.checkpoint_every,
             save=cfg.save_checkpoints, max_pairs=cfg.max_pairs, seed=cfg.seed,
-            lexicon=str(words_csv), prompt_keys=demo.DURABILITY_PROMPTS,
+            lexicon=str(words_csv), prompt_keys=demo.DURABILITY_PROMPTS, overwrite=True,
         )  # fmt: skip
         summary["models"][name] = run_train_rm(settings, progress=progress, data=data).summary
     summary["controlled_comparison"] = _controlled_comparison(summary["models"])
@@ -240,7 +241,7 @@ def _patching(root: Path, smol: dict, words_csv: Path, progress: Progress) -> di
     base, rm_path = demo.DEMO_MODELS[0], smol["final_checkpoint"]
     top = demo.TRAINING.train_last
     common = dict(base=base, rm=rm_path, responses=str(words_csv), sites=("resid_pre",),
-                  permutations=5000)  # fmt: skip
+                  permutations=5000, overwrite=True)  # fmt: skip
     sweep = run_patch(
         PatchSettings(out=root / "patching-smollm2", prompt_keys=demo.PATCH_PROMPTS, **common),
         progress=progress,

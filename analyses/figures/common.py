@@ -13,18 +13,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from interp.atomic import atomic_path  # noqa: E402
+
 FAMILY_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
 RANK_LABEL = "median rank (1 = most preferred)"
 
 
 def save_figure(fig, base: str | Path) -> list[Path]:
-    """Save ``fig`` as ``<base>.png`` (150 dpi) and ``<base>.svg``; close it; return the paths."""
+    """Save ``fig`` as ``<base>.png`` (150 dpi) and ``<base>.svg`` (each atomically); close it;
+    return the paths."""
     base = Path(base)
-    base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(paths[0]) as tmp:
+            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+        with atomic_path(paths[1]) as tmp:
+            fig.savefig(tmp, format="svg", bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return paths
 
 

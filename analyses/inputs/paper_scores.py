@@ -16,6 +16,7 @@ import pandas as pd
 from analyses.inputs.prompts import framing_of_key, paper_prompts
 from analyses.inputs.score_table import normalise_score_table
 from interp.errors import UserError
+from interp.files import read_delimited
 
 PAPER_FILE_PREFIXES: tuple[str, ...] = ("big2_rewards_", "MFD20_rewards_")
 
@@ -50,6 +51,7 @@ def import_paper_scores(
     family_overrides: Mapping[str, str] | None = None,
     prompt_texts: Mapping[str, str] | None = None,
     kind: str = "rm",
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """Convert the paper's wide score CSVs into one long score table.
 
@@ -69,10 +71,8 @@ def import_paper_scores(
     frames: list[pd.DataFrame] = []
     keysets: dict[str, set[str]] = {}
     for path in files:
-        if not path.exists():
-            raise UserError(f"score file not found: {path}")
         model = model_id_from_paper_file(path)
-        wide = pd.read_csv(path)
+        wide = read_delimited(path, "score file", encoding)
         if "response" not in wide.columns:
             raise UserError(f"{path.name}: no 'response' column")
         keys = [c for c in wide.columns if c != "response"]
@@ -81,10 +81,21 @@ def import_paper_scores(
         bad = [k for k in keys if not _KEY_RE.match(str(k))]
         if bad:
             raise UserError(f"{path.name}: column(s) {bad} do not look like prompt keys")
-        if wide["response"].isna().any():
-            raise UserError(
-                f"{path.name}: empty response in row(s) {list(wide.index[wide['response'].isna()])}"
-            )
+        if wide.empty:
+            raise UserError(f"{path.name}: a header but no rows")
+        empty = wide.index[wide["response"].str.strip() == ""]
+        if len(empty):
+            raise UserError(f"{path.name}: empty response in row(s) {[int(i) + 2 for i in empty]}")
+        for key in keys:
+            text = wide[key].str.strip()
+            values = pd.to_numeric(text, errors="coerce")
+            bad = values.isna() & (text != "") & ~text.str.lower().isin(["nan", "na"])
+            if bad.any():
+                row = int(bad.to_numpy().nonzero()[0][0])
+                raise UserError(
+                    f"{path.name}: column {key}, row {row + 2}: {wide[key].iloc[row]!r} is not a number"
+                )
+            wide[key] = values
         keysets[model] = set(keys)
         long = wide.melt(id_vars="response", var_name="prompt_key", value_name="score")
         if long["score"].isna().any():

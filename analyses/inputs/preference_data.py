@@ -4,9 +4,10 @@ embedded default that works without the Hugging Face Hub.
 ``load_preference_data(spec)`` accepts:
 
 - ``default`` (or ``llamafactory-dpo-en-demo``): ``data/dpo_en_demo.json`` from the PyPI sdist
-  ``llamafactory==0.9.5`` (300 pairs, Apache-2.0), fetched once with
-  ``pip download --no-deps --no-binary :all:`` into ``<cache>/preference/`` and verified by
-  sha256. Its labels are AI-judged, not human, and there are few of them: good for a demo of the
+  ``llamafactory-0.9.5.tar.gz`` (300 pairs, Apache-2.0), downloaded once straight from the
+  index (``interp.models.downloads``: no build backend or other code of the package runs), its
+  sha256 checked before the archive is opened, the member read in memory by name and checked by
+  sha256 too, then cached in ``<cache>/preference/``. Its labels are AI-judged, not human, and there are few of them: good for a demo of the
   method, not for conclusions.
 - a ``.jsonl`` / ``.jsonl.gz`` file in the Anthropic HH-RLHF format: ``chosen`` and ``rejected``
   are whole transcripts (``\\n\\nHuman: ...\\n\\nAssistant: ...``); the prompt is everything
@@ -24,7 +25,6 @@ counts, how the labels were made).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import tarfile
@@ -32,13 +32,25 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from interp import files
+from interp.atomic import atomic_write_bytes
 from interp.errors import UserError
-from interp.models.downloads import DownloadError, pip_download
+from interp.models.downloads import (
+    DistFile,
+    DownloadError,
+    Transport,
+    fetch_verified,
+    index_transport,
+)
 from interp.models.zoo import cache_root
 from interp.training.pairs import PreferencePair
 
 DEFAULT_NAMES = ("default", "llamafactory-dpo-en-demo")
-LLAMAFACTORY_REQUIREMENT = "llamafactory==0.9.5"
+LLAMAFACTORY_SDIST = DistFile(
+    "llamafactory", "llamafactory-0.9.5.tar.gz",
+    "1702c0bfb864e80577a59521d2edcacd2aab05ec6aee06188fcba335a589681f",
+)  # fmt: skip
+LLAMAFACTORY_REQUIREMENT = LLAMAFACTORY_SDIST.requirement
 LLAMAFACTORY_MEMBER = "data/dpo_en_demo.json"
 LLAMAFACTORY_SHA256 = "b949be2421cfa62744afcf1b479f95b299d643d1a4c1c97d1341b314a1aa5cb3"
 DEFAULT_LABEL_NOTE = (
@@ -184,18 +196,16 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_rows(path: Path) -> tuple[list[dict], bytes]:
+def _read_rows(path: Path, encoding: str | None = None) -> tuple[list[dict], bytes]:
+    what = "preference data"
+    name = path.name.lower().removesuffix(".gz")
+    if not name.endswith((".jsonl", ".json")):
+        raise UserError(f"{what} {path}: expected a .jsonl, .jsonl.gz, .json or .json.gz file")
     raw = path.read_bytes()
-    data = gzip.decompress(raw) if path.suffix == ".gz" else raw
-    name = path.name.removesuffix(".gz")
-    text = data.decode("utf-8")
-    try:
-        if name.endswith(".jsonl"):
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
+    if name.endswith(".jsonl"):
+        rows = files.read_jsonl(path, what, encoding)
+    else:
+        rows = files.read_json(path, what, encoding)
     if isinstance(rows, dict):
         rows = next((v for v in rows.values() if isinstance(v, list)), None)
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -203,8 +213,10 @@ def _read_rows(path: Path) -> tuple[list[dict], bytes]:
     return rows, raw
 
 
-def load_preference_file(path: Path, label_note: str | None = None) -> PreferenceData:
-    rows, raw = _read_rows(path)
+def load_preference_file(
+    path: Path, label_note: str | None = None, encoding: str | None = None
+) -> PreferenceData:
+    rows, raw = _read_rows(path, encoding)
     pairs, counts, fmt = pairs_from_rows(rows)
     if not pairs:
         raise UserError(f"{path}: no usable preference pair ({counts})")
@@ -225,38 +237,36 @@ def preference_cache_dir() -> Path:
     return cache_root() / "preference"
 
 
-def _download_sdist(requirement: str, dest: Path) -> Path:
-    try:
-        return pip_download(requirement, dest, ("--no-binary", ":all:"))
-    except DownloadError as err:
-        raise UserError(str(err)) from None
+def fetch_default_data(
+    transport: Transport = index_transport,
+    sdist: DistFile = LLAMAFACTORY_SDIST,
+    member_sha256: str = LLAMAFACTORY_SHA256,
+) -> Path:
+    """The embedded default (``dpo_en_demo.json``) in the cache, fetched and verified if needed.
 
-
-def fetch_default_data(download=_download_sdist) -> Path:
-    """The embedded default (``dpo_en_demo.json``) in the cache, fetched and verified if needed."""
+    ``transport``/``sdist``/``member_sha256`` replace the index and the pinned file (tests)."""
     target = preference_cache_dir() / "llamafactory-0.9.5-dpo_en_demo.json"
-    if target.exists() and _sha256_bytes(target.read_bytes()) == LLAMAFACTORY_SHA256:
+    if target.exists() and _sha256_bytes(target.read_bytes()) == member_sha256:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="valuebias-pref-") as tmp:
-        sdist = download(LLAMAFACTORY_REQUIREMENT, Path(tmp))
-        with tarfile.open(sdist, "r:gz") as tf:
-            member = next(
-                (m for m in tf.getmembers() if m.name.endswith("/" + LLAMAFACTORY_MEMBER)), None
-            )
-            if member is None:
-                raise UserError(f"{sdist.name} has no {LLAMAFACTORY_MEMBER}")
-            data = tf.extractfile(member).read()
+        try:
+            archive = fetch_verified(sdist, Path(tmp), transport)  # sha256 checked: now open it
+            with tarfile.open(archive, "r:gz") as tf:
+                member = next(
+                    (m for m in tf.getmembers() if m.name.endswith("/" + LLAMAFACTORY_MEMBER)), None
+                )
+                if member is None or not member.isfile():
+                    raise UserError(f"{sdist.filename} has no {LLAMAFACTORY_MEMBER}")
+                data = tf.extractfile(member).read()  # in memory, by name: nothing is extracted
+        except (DownloadError, tarfile.TarError) as err:
+            raise UserError(f"default preference data: {err}") from None
     digest = _sha256_bytes(data)
-    if digest != LLAMAFACTORY_SHA256:
+    if digest != member_sha256:
         raise UserError(
-            f"{LLAMAFACTORY_MEMBER} from {LLAMAFACTORY_REQUIREMENT} has sha256 {digest}, "
-            f"expected {LLAMAFACTORY_SHA256}; refusing to use it"
+            f"{LLAMAFACTORY_MEMBER} from {sdist.filename} has sha256 {digest}, "
+            f"expected {member_sha256}; refusing to use it"
         )
-    tmp_target = target.with_suffix(".tmp")
-    tmp_target.write_bytes(data)
-    tmp_target.replace(target)
-    return target
+    return atomic_write_bytes(target, data)
 
 
 def load_default_data() -> PreferenceData:
@@ -265,6 +275,7 @@ def load_default_data() -> PreferenceData:
     record = dict(data.record)
     record.update(
         source=f"{LLAMAFACTORY_REQUIREMENT} sdist: {LLAMAFACTORY_MEMBER}",
+        sdist_sha256=LLAMAFACTORY_SDIST.sha256,
         kind="embedded-default",
         cached_at=str(path),
         licence="Apache-2.0",
@@ -307,8 +318,9 @@ def load_hf_dataset(spec: str) -> PreferenceData:
     return PreferenceData(tuple(pairs), record)
 
 
-def load_preference_data(spec: str) -> PreferenceData:
-    """Resolve ``--data``: ``default``, a file, or a Hugging Face dataset id (see module doc)."""
+def load_preference_data(spec: str, encoding: str | None = None) -> PreferenceData:
+    """Resolve ``--data``: ``default``, a file, or a Hugging Face dataset id (see module doc);
+    ``encoding`` decodes a file (default UTF-8)."""
     if spec in DEFAULT_NAMES:
         return load_default_data()
     path = Path(spec).expanduser()
@@ -317,7 +329,7 @@ def load_preference_data(spec: str) -> PreferenceData:
             raise UserError(
                 f"preference data {spec!r} is a folder; give the .jsonl(.gz)/.json file"
             )
-        return load_preference_file(path)
+        return load_preference_file(path, encoding=encoding)
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return load_hf_dataset(spec)
     raise UserError(

@@ -7,15 +7,21 @@ from pathlib import Path
 import pandas as pd
 
 from interp.errors import UserError
+from interp.files import read_table
 
 
 def _table(path: Path, default_name: str) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         path = path / default_name
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    df = read_table(path, "probe results", na_columns=())
+    for col in df.columns:  # text tables come back as strings; the curves are numbers
+        if df[col].dtype != object and not isinstance(df[col].dtype, pd.StringDtype):
+            continue
+        converted = pd.to_numeric(df[col], errors="coerce")
+        if converted.notna().all():
+            df[col] = converted
+    return df
 
 
 def _one_curve(df: pd.DataFrame) -> pd.DataFrame:

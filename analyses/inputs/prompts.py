@@ -6,12 +6,10 @@ keyed like ``greatest_ever_one``. Keys starting with best/greatest/good are posi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import yaml
-
 from interp.errors import UserError
+from interp.files import read_json, read_lines, read_yaml
 from interp.prompts import Prompt
 
 POSITIVE_ADJECTIVES = ("best", "greatest", "good")
@@ -61,35 +59,64 @@ def paper_prompts() -> list[Prompt]:
     return out
 
 
-def load_prompts(source: str, keys: tuple[str, ...] | None = None) -> list[Prompt]:
+def _prompts_from_data(data, source: str) -> list[Prompt]:
+    """A parsed YAML/JSON document -> prompts: a mapping ``key: text`` or a list of texts.
+
+    Every prompt must be non-empty text; nested maps, lists, null values, numbers and booleans
+    are refused by key (they would otherwise be scored as strings such as ``"{'a': 1}"``)."""
+
+    def text_of(value, where: str) -> str:
+        if not isinstance(value, str):
+            kind = "null" if value is None else type(value).__name__
+            raise UserError(f"{source}: {where} is {kind}, expected the prompt's text")
+        if not value.strip():
+            raise UserError(f"{source}: {where} is empty")
+        return value
+
+    if isinstance(data, dict):
+        prompts = []
+        for key, value in data.items():
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise UserError(f"{source}: key {key!r} is not a name (expected text keys)")
+            prompts.append(
+                Prompt(str(key), text_of(value, f"prompt {key!r}"), framing_of_key(str(key)))
+            )
+        return prompts
+    if isinstance(data, list):
+        return [Prompt(f"p{i}", text_of(v, f"item {i}")) for i, v in enumerate(data)]
+    raise UserError(f"{source}: expected a mapping key -> prompt or a list of prompts")
+
+
+def load_prompts(
+    source: str, keys: tuple[str, ...] | None = None, encoding: str | None = None
+) -> list[Prompt]:
     """Prompts from a built-in set name (``paper54``) or a file.
 
     Files: YAML or JSON mapping ``key: text`` (or a list of texts), or plain text with one prompt
     per line (keys ``p0``, ``p1``, ...). ``keys`` keeps only those keys, in the given order.
+    ``encoding``: of the file (default UTF-8, see ``interp.files``).
     """
     if source in BUILTIN_PROMPT_SETS:
         prompts = paper_prompts()
     else:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(
                 f"prompts {source!r}: not a file and not a built-in set ({', '.join(BUILTIN_PROMPT_SETS)})"
             )
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in (".yaml", ".yml", ".json"):
-            try:
-                data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-            except (json.JSONDecodeError, yaml.YAMLError) as err:
-                raise UserError(f"prompts file {path}: cannot parse ({err})") from None
-            if isinstance(data, dict):
-                prompts = [Prompt(str(k), str(v), framing_of_key(str(k))) for k, v in data.items()]
-            elif isinstance(data, list):
-                prompts = [Prompt(f"p{i}", str(v)) for i, v in enumerate(data)]
-            else:
-                raise UserError(f"prompts file {path}: expected a mapping key -> prompt or a list")
+        what = "prompts file"
+        suffix = path.suffix.lower()
+        if suffix in (".yaml", ".yml"):
+            prompts = _prompts_from_data(read_yaml(path, what, encoding), f"{what} {path}")
+        elif suffix == ".json":
+            prompts = _prompts_from_data(read_json(path, what, encoding), f"{what} {path}")
         else:
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            prompts = [Prompt(f"p{i}", ln) for i, ln in enumerate(lines)]
+            prompts = [
+                Prompt(f"p{i}", ln)
+                for i, ln in enumerate(read_lines(path, what, encoding, comments=False))
+            ]
+    if len({p.key for p in prompts}) != len(prompts):
+        raise UserError(f"prompts {source!r}: a key appears twice")
     if keys:
         by_key = {p.key: p for p in prompts}
         missing = [k for k in keys if k not in by_key]

@@ -1,8 +1,9 @@
 """What to score: the ``--responses`` option resolved to words (with categories) or the vocabulary.
 
 Accepted: ``vocab`` (every token id as a one-token response), a text file (one word per line,
-``#`` comments), a CSV with a word column (``response``, ``word`` or ``token_decoded``) and an
-optional category column (``category``/``Category``), or a lexicon (a named source such as
+``#`` comments), a CSV or TSV table with a header, a word column (``response``, ``word``,
+``token_decoded`` or ``DicTerm``) and an optional category column (``category``/``Category``),
+or a lexicon (a named source such as
 ``big2``, or a ``.dic``/``.dicx``/``.json`` file). For a lexicon, its plain (non-wildcard)
 entries are scored; wildcard patterns are expanded against a vocabulary by ``lexicons expand``.
 """
@@ -19,6 +20,7 @@ import pandas as pd
 from activations.items import UNLABELLED, ResponseWords
 from analyses.inputs.lexicons import load_lexicon
 from interp.errors import UserError
+from interp.files import read_delimited, read_lines
 from interp.models.fingerprint import tokenizer_digest
 from interp.models.loading import LoadedModel
 from interp.provenance import file_sha256
@@ -48,8 +50,8 @@ class ResponseSet:
                 "total": self.total, "responses_digest": self.digest}  # fmt: skip
 
 
-def _from_csv(path: Path) -> tuple[list[str], pd.DataFrame]:
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+def _from_table(path: Path, encoding: str | None) -> tuple[list[str], pd.DataFrame]:
+    table = read_delimited(path, "responses table", encoding)
     word_col = next((c for c in _WORD_COLUMNS if c in table.columns), None)
     if word_col is None:
         raise UserError(f"{path}: no word column (expected one of {', '.join(_WORD_COLUMNS)})")
@@ -63,9 +65,13 @@ def _from_csv(path: Path) -> tuple[list[str], pd.DataFrame]:
 
 
 def load_responses(
-    spec: str, loaded: LoadedModel | None = None, shard: Shard = Shard()
+    spec: str,
+    loaded: LoadedModel | None = None,
+    shard: Shard = Shard(),
+    encoding: str | None = None,
 ) -> ResponseSet:
-    """Resolve ``--responses``. ``loaded`` is needed for ``vocab``; ``shard`` slices any set."""
+    """Resolve ``--responses``. ``loaded`` is needed for ``vocab``; ``shard`` slices any set;
+    ``encoding`` decodes word files (default UTF-8, see ``interp.files``)."""
     empty = pd.DataFrame(columns=["response", "category"])
     if spec == "vocab":
         if loaded is None:
@@ -78,17 +84,14 @@ def load_responses(
         return ResponseSet(responses, empty, description, total, start, digest)
     path = Path(spec)
     if path.is_file() and path.suffix.lower() in (".txt", ".csv", ".tsv", ""):
-        if path.suffix.lower() == ".csv":
-            words, cats = _from_csv(path)
+        if path.suffix.lower() in (".csv", ".tsv"):
+            words, cats = _from_table(path, encoding)
         else:
-            lines = path.read_text(encoding="utf-8").splitlines()
-            words = list(
-                dict.fromkeys(w.strip() for w in lines if w.strip() and not w.startswith("#"))
-            )
+            words = list(dict.fromkeys(read_lines(path, "word list", encoding)))
             cats = empty
         description = {"responses": str(path), "sha256": file_sha256(path)}
     else:
-        lexicon = load_lexicon(spec)
+        lexicon = load_lexicon(spec, encoding=encoding)
         words = list(lexicon.words())
         cats = lexicon.categorise(words)
         description = {"responses": spec, "lexicon": lexicon.describe()}
@@ -107,7 +110,7 @@ def _digest(payload) -> str:
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:24]
 
 
-def response_words(spec: str) -> ResponseWords:
+def response_words(spec: str, encoding: str | None = None) -> ResponseWords:
     """``--responses`` (word file, CSV with categories, lexicon) as words with category labels.
 
     Uses ``load_responses``, so caching and scoring read the same
@@ -117,7 +120,7 @@ def response_words(spec: str) -> ResponseWords:
         raise UserError(
             "--responses vocab is for scoring; cache activations for a word list or a lexicon"
         )
-    resolved = load_responses(spec)
+    resolved = load_responses(spec, encoding=encoding)
     words = tuple(resolved.responses.words)
     by_word: dict[str, list[str]] = {}
     for word, category in zip(

@@ -23,13 +23,16 @@ from typing import Any
 
 import pandas as pd
 
-from interp.atomic import atomic_path, atomic_write_text
+from interp.atomic import atomic_path, atomic_write_text, output_format
 from interp.errors import UserError
+from interp.files import parse_json, read_delimited, read_parquet, table_format
 from interp.prompts import FRAMINGS
 from interp.provenance import DIGEST_METHOD, FrameDigest
 from interp.score_rows import KINDS, SCORE_COLUMNS
 
 PROVENANCE_KEY = b"valuebias.provenance"
+SCORE_FORMATS = ("parquet", "csv")
+NUMERIC_DETAIL_COLUMNS = ("n_tokens", "rank", "step")  # whole numbers among the extra columns
 _STRING_COLUMNS = ("model", "family", "kind", "prompt_key", "prompt", "framing", "response")
 
 
@@ -76,22 +79,13 @@ def normalise_score_table(df: pd.DataFrame) -> pd.DataFrame:
 def write_score_table(
     df: pd.DataFrame, path: str | Path, provenance: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write a score table to Parquet (or CSV when ``path`` ends in ``.csv``) plus its sidecar.
+    """Write a score table to Parquet (or CSV when ``path`` ends in ``.csv``) plus its sidecar,
+    each atomically; any other extension is refused.
 
     ``provenance`` must be JSON-serialisable; it goes into the Parquet metadata and into
     ``<path>.meta.json``, with ``rows`` and ``digest`` added. Returns the path written.
     """
     return write_score_table_stream([df], path, provenance)
-
-
-def table_format(path: str | Path) -> str:
-    """``parquet`` or ``csv`` from the file name; anything else is refused."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise UserError(
-            f"{path}: a score table is .parquet or .csv (got {suffix or 'no suffix'!r})"
-        )
-    return suffix[1:]
 
 
 def write_score_table_stream(
@@ -103,7 +97,7 @@ def write_score_table_stream(
     import pyarrow.parquet as pq
 
     path = Path(path)
-    is_csv = table_format(path) == "csv"
+    is_csv = output_format(path, SCORE_FORMATS, "score table") == "csv"
     prov = dict(provenance or {})
     digest = FrameDigest(SCORE_COLUMNS)
     with atomic_path(path) as tmp:
@@ -119,6 +113,7 @@ def write_score_table_stream(
                         header=i == 0,
                         mode="w" if i == 0 else "a",
                         quoting=csv.QUOTE_NONNUMERIC,
+                        lineterminator="\n",
                     )  # text quoted: "\r" survives
                     continue
                 table = pa.Table.from_pandas(part, preserve_index=False)
@@ -159,24 +154,24 @@ def check_integrity(df: pd.DataFrame, path: str | Path, provenance: Mapping[str,
             )
 
 
-def read_score_table(path: str | Path) -> pd.DataFrame:
+def read_score_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     """Read a score table (Parquet, or CSV by suffix) and check it against the schema."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"score table not found: {path}")
-    if path.suffix.lower() == ".csv":
-        df = pd.read_csv(
-            path,
-            dtype={c: str for c in _STRING_COLUMNS},
-            keep_default_na=False,
-            na_values={"token_id": [""], "score": [""]},
-            float_precision="round_trip",
+    fmt = table_format(path, "score table", SCORE_FORMATS)
+    if fmt == "csv":
+        numeric = NUMERIC_DETAIL_COLUMNS
+        df = read_delimited(
+            path, "score table", encoding, na_columns=("token_id", "score", *numeric)
         )
+        for col in numeric:
+            if col in df.columns:
+                try:
+                    df[col] = pd.to_numeric(df[col]).astype("Int64")
+                except (TypeError, ValueError):
+                    raise UserError(
+                        f"score table {path}: column {col} holds non-integers"
+                    ) from None
     else:
-        try:
-            df = pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises several types for a non-Parquet file
-            raise UserError(f"cannot read {path} as Parquet: {err}") from err
+        df = read_parquet(path, "score table")
     table = normalise_score_table(df)
     check_integrity(table, path, read_provenance(path))
     return table
@@ -186,15 +181,16 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     """Provenance of a score table: Parquet metadata if present, else the sidecar, else {}."""
     path = Path(path)
     if path.suffix.lower() != ".csv" and path.exists():
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
             meta = pq.read_metadata(path).metadata or {}
-        except Exception as err:  # not Parquet, or truncated
-            raise UserError(f"cannot read {path} as Parquet: {err}") from None
+        except (pa.ArrowException, OSError) as err:
+            raise UserError(f"score table {path}: not a readable Parquet file ({err})") from None
         if PROVENANCE_KEY in meta:
-            return json.loads(meta[PROVENANCE_KEY].decode())
+            return parse_json(meta[PROVENANCE_KEY].decode(), f"provenance of {path}")
     side = sidecar_path(path)
     if side.exists():
-        return json.loads(side.read_text())
+        return parse_json(side.read_text(encoding="utf-8"), f"provenance sidecar {side}")
     return {}

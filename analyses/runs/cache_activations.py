@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from activations.cache import CacheResult, cache_activations
-from activations.items import plan_items
+from activations.items import ResponseWords, plan_items
 from activations.manifest import CacheSettings
 from activations.positions import POSITIONS
 from activations.store import STORE_DTYPES
@@ -20,6 +20,9 @@ from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import response_words
 from analyses.runs.common import ModelChoice, PromptChoice, RunResult
 from analyses.runs.options import option
+from interp.atomic import check_writable, output_format
+from interp.errors import UserError
+from interp.locks import OutputLock
 from interp.models.loading import LoadedModel, load_model
 from interp.progress import Progress
 from interp.sites import BACKENDS, parse_sites
@@ -71,10 +74,29 @@ class CacheActivationsRun(RunResult):
         return self.result.summary() if self.result else super().headline()
 
 
+STORE_SUFFIXES = ("h5", "hdf5")
+
+
+def check_store_output(settings: CacheActivationsSettings) -> None:
+    """Refuse, before any model is loaded, an --out that cannot be a store or that another
+    process is writing."""
+    output_format(settings.out, STORE_SUFFIXES)
+    check_writable(settings.out)
+    who = OutputLock(settings.out).current_holder()
+    if who is not None:
+        raise UserError(
+            f"{settings.out} is in use by process {who.get('pid', '?')} on {who.get('host', '?')} "
+            f"since {who.get('since', '?')}; wait for it to finish"
+        )
+
+
 def cache_for_model(
-    loaded: LoadedModel, settings: CacheActivationsSettings, progress: Progress | None = None
-) -> CacheResult:
-    """Cache activations of an already loaded model with ``settings`` (its model fields unused)."""
+    loaded: LoadedModel, settings: CacheActivationsSettings, progress: Progress | None = None,
+    words: ResponseWords | None = None,
+) -> CacheResult:  # fmt: skip
+    """Cache activations of an already loaded model with ``settings`` (its model fields unused);
+    ``words``: the responses, when already read."""
+    check_store_output(settings)
     cache_settings = CacheSettings(
         sites=parse_sites(settings.sites, settings.layers, loaded.n_layers),
         positions=settings.positions,
@@ -83,8 +105,9 @@ def cache_for_model(
         batch_size=settings.batch_size,
         route="full-sequence" if settings.full_sequences else None,
     )
-    prompts = load_prompts(settings.prompts, settings.prompt_keys)
-    plan = plan_items(loaded, prompts, response_words(settings.responses))
+    prompts = load_prompts(settings.prompts, settings.prompt_keys, settings.encoding)
+    words = words or response_words(settings.responses, settings.encoding)
+    plan = plan_items(loaded, prompts, words)
     return cache_activations(
         loaded, plan, cache_settings, settings.out, overwrite=settings.overwrite, progress=progress
     )
@@ -94,5 +117,8 @@ def run_cache_activations(
     settings: CacheActivationsSettings, *, progress: Progress | None = None
 ) -> CacheActivationsRun:
     """Cache activations of every (prompt, response) item to HDF5 (resumable: rerun to continue)."""
-    result = cache_for_model(load_model(settings.model_spec(), progress), settings, progress)
+    check_store_output(settings)  # inputs and output are checked before the model loads
+    load_prompts(settings.prompts, settings.prompt_keys, settings.encoding)
+    words = response_words(settings.responses, settings.encoding)
+    result = cache_for_model(load_model(settings.model_spec(), progress), settings, progress, words)
     return CacheActivationsRun(result.path, (result.path,), result=result)

@@ -4,26 +4,32 @@
   prints). Every ``analyses.runs`` function returns a subclass.
 - Settings groups (keyword-only dataclasses to inherit from): ``ModelLoading`` (custom code,
   device map, memory limits: every command that loads a model), ``ModelChoice`` (one model and
-  how to load it), ``PromptChoice`` (prompt set and keys), ``Resampling`` (seed, permutations,
-  bootstrap), ``WordContrastChoice`` (categorised words and the contrast read on them).
+  how to load it), ``TextInputs`` (the text encoding of input files), ``PromptChoice`` (prompt
+  set and keys), ``Resampling`` (seed, permutations, bootstrap), ``WordContrastChoice``
+  (categorised words and the contrast read on them).
+- Outputs: ``output_file`` (a file output: format by extension, writable, locked while written)
+  and ``interp.atomic.RunFolder`` for folder outputs; ``write_table``/``write_json`` are atomic.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from analyses.runs.options import at_least, comma_list, option
+from analyses.runs.options import Settings, comma_list, option
 from analyses.stats.contrast import CategoryPair
+from interp.atomic import check_writable, output_format, write_json, write_table
 from interp.errors import UserError
-from interp.models.loading import ModelSpec
-from interp.models.placement import parse_max_memory
+from interp.files import check_encoding
+from interp.locks import OutputLock
+from interp.models.loading import ModelSpec, check_revision
+from interp.models.placement import check_device, check_dtype, parse_max_memory
 from interp.models.presets import preset
-from interp.provenance import json_safe
+
+__all__ = ["write_json", "write_table"]  # re-exported: the suite's atomic writers
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class TextRun(RunResult):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelLoading:
+class ModelLoading(Settings):
     """How a model is loaded, shared by every command that loads one (score, cache-activations,
     patch, value-lens, train-rm, audit): custom code, and accelerate's placement of big models."""
 
@@ -69,7 +75,8 @@ class ModelLoading:
         help="Memory per device for --device-map, e.g. 0=20GiB,1=20GiB,cpu=64GiB.",
     )  # fmt: skip
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.device_map is not None and self.device_map not in DEVICE_MAPS:
             raise UserError(f"--device-map {self.device_map!r}: use {', '.join(DEVICE_MAPS)}")
         if self.max_memory and self.device_map is None:
@@ -102,11 +109,13 @@ class ModelChoice(ModelLoading):
     )  # fmt: skip
     revision: str | None = option(None, "--revision", help="Model revision (HF ids).")
     dtype: str | None = option(
-        None, "--dtype", help="float32 | bfloat16 | float16 [float32 on CPU, bfloat16 on GPU]."
-    )
-    device: str | None = option(None, "--device", help="cpu, cuda, cuda:1 ... [auto: GPU if any].")
+        None, "--dtype", check=check_dtype,
+        help="float32 | bfloat16 | float16 [float32 on CPU, bfloat16 on GPU].",
+    )  # fmt: skip
+    device: str | None = option(None, "--device", check=check_device,
+                                help="cpu, cuda, cuda:1 ... [auto: GPU if any].")  # fmt: skip
     random_head: int | None = option(
-        None, "--random-head", kind="int", metavar="SEED",
+        None, "--random-head", kind="int", low=0, metavar="SEED",
         help="With --as rm on a checkpoint without a trained score head: a head seeded with SEED.",
     )  # fmt: skip
 
@@ -114,6 +123,10 @@ class ModelChoice(ModelLoading):
     def model_kind(self) -> str:
         """``--as``, or its default (rm for a reward-model preset, else lm)."""
         return self.kind or ("rm" if preset(self.model) else "lm")
+
+    def validate(self) -> None:
+        super().validate()
+        check_revision(self.model, self.revision)
 
     def model_spec(self) -> ModelSpec:
         return ModelSpec(
@@ -123,7 +136,17 @@ class ModelChoice(ModelLoading):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PromptChoice:
+class TextInputs(Settings):
+    """How input text files are decoded (UTF-8 unless a byte-order mark or ``--encoding`` says)."""
+
+    encoding: str | None = option(
+        None, "--encoding", check=check_encoding, show_default=False,
+        help="Text encoding of the input files (e.g. latin-1) [UTF-8, or as a byte-order mark says].",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptChoice(TextInputs):
     """Which prompts: a built-in set or a file, optionally narrowed to some keys."""
 
     prompts: str = option(
@@ -138,22 +161,28 @@ class PromptChoice:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Resampling:
+class Resampling(Settings):
     """Seed and resampling counts of the permutation tests and bootstrap intervals."""
 
-    seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
+    seed: int = option(0, "--seed", kind="int", low=0, help="Seed of every random draw.")
     permutations: int = option(
         10_000, "--permutations", kind="int", low=1, help="Permutation-test draws."
     )
     bootstrap: int = option(2000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples.")
 
-    def __post_init__(self) -> None:
-        at_least("--permutations", self.permutations, 1)
-        at_least("--bootstrap", self.bootstrap, 1)
+
+@dataclass(frozen=True, kw_only=True)
+class Overwrite(Settings):
+    """Whether a folder output may replace an earlier run (``interp.atomic.RunFolder``)."""
+
+    overwrite: bool = option(
+        False, "--overwrite", kind="flag",
+        help="Replace an earlier run in OUT (never one that another process is writing).",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
-class WordContrastChoice(PromptChoice):
+class WordContrastChoice(PromptChoice, Overwrite):
     """Words with categories under a set of prompts, and the category contrast read on them."""
 
     responses: str = option(
@@ -166,25 +195,20 @@ class WordContrastChoice(PromptChoice):
     )  # fmt: skip
     out: Path = option(Path("out"), "--out", kind="path", required=True, help="Output folder.")
     bootstrap: int = option(2000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples.")
-    seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
-    device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
+    seed: int = option(0, "--seed", kind="int", low=0, help="Seed of every random draw.")
+    device: str | None = option(None, "--device", check=check_device, help="cpu, cuda ... [auto].")
 
 
-def write_table(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` as Parquet or CSV (by suffix); returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)
-    return path
-
-
-def write_json(record: Any, path: Path) -> Path:
-    """Write a JSON-safe copy of ``record`` (NaN -> null) with indentation; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(record), indent=1, default=str) + "\n")
-    return path
+@contextlib.contextmanager
+def output_file(path: str | Path, formats: tuple[str, ...], what: str = "--out") -> Iterator[Path]:
+    """A file output for the length of the ``with``: its format must be one of ``formats`` (by
+    extension), its folder writable, and no other process may be writing it (``OutputLock``).
+    Call it before loading any model, so a bad ``--out`` fails in a second."""
+    path = Path(path)
+    output_format(path, formats, what)
+    check_writable(path)
+    with OutputLock(path):
+        yield path
 
 
 def short_name(name: str) -> str:

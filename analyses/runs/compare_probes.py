@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analyses.runs.common import RunResult
+from analyses.runs.common import Overwrite, RunResult, write_json, write_table
 from analyses.runs.options import option
+from interp.atomic import RunFolder
 from interp.progress import Progress
 from probes.compare import compare_probe_dirs
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompareProbesSettings:
+class CompareProbesSettings(Overwrite):
     dir_a: Path = option(Path(), "DIR_A", argument=True, kind="path", required=True)
     dir_b: Path = option(Path(), "DIR_B", argument=True, kind="path", required=True)
     out: Path | None = option(None, "--out", kind="path", help="Output folder [DIR_B/compare_with_A].",
@@ -66,14 +66,16 @@ def run_compare_probes(
     from analyses.figures.probes import comparison_curves
 
     s = settings
-    comparison = compare_probe_dirs(s.dir_a, s.dir_b, s.acts_a, s.acts_b)
-    out = Path(s.out) if s.out else Path(s.dir_b) / f"compare_with_{Path(s.dir_a).name}"
-    out.mkdir(parents=True, exist_ok=True)
-    comparison.table.to_parquet(out / "compare.parquet", index=False)
-    summary = comparison.summary()
-    (out / "compare.json").write_text(json.dumps(summary, indent=1))
-    files = [out / "compare.parquet", out / "compare.json"]
-    if not s.no_figures:
-        title = f"A: {Path(s.dir_a).name}  vs  B: {Path(s.dir_b).name}"
-        files += comparison_curves(comparison.table, out / "compare_curves", title)
-    return CompareRun(out, tuple(files), summary=summary)
+    target = Path(s.out) if s.out else Path(s.dir_b) / f"compare_with_{Path(s.dir_a).name}"
+    with RunFolder(target, overwrite=s.overwrite) as folder:
+        comparison = compare_probe_dirs(s.dir_a, s.dir_b, s.acts_a, s.acts_b)
+        out = folder.work
+        summary = comparison.summary()
+        files = [
+            write_table(comparison.table, out / "compare.parquet"),
+            write_json(summary, out / "compare.json"),
+        ]
+        if not s.no_figures:
+            title = f"A: {Path(s.dir_a).name}  vs  B: {Path(s.dir_b).name}"
+            files += comparison_curves(comparison.table, out / "compare_curves", title)
+    return CompareRun(folder.out, tuple(map(folder.final, files)), summary=summary)

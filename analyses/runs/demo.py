@@ -7,12 +7,12 @@ from pathlib import Path
 
 from analyses.demo.pipeline import STAGES, run_stages
 from analyses.runs.common import RunResult
-from analyses.runs.options import option
+from analyses.runs.options import Settings, option
 from interp.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class DemoSettings:
+class DemoSettings(Settings):
     out: Path = option(Path("demo-out"), "--out", kind="path", help="Output folder.")
     stage: tuple[str, ...] = option(
         (), "--stage", multiple=True, kind="choice", choices=tuple(STAGES), show_default=False,

@@ -12,6 +12,7 @@ the paper's ``exact``, recorded), and figures.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,14 @@ from analyses.inputs.lexicon import Lexicon
 from analyses.inputs.lexicons import load_lexicon
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.score_table import write_score_table
-from analyses.runs.common import Resampling, RunResult, write_json
+from analyses.runs.common import (
+    Overwrite,
+    Resampling,
+    RunResult,
+    TextInputs,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import option
 from analyses.runs.stats import write_stage2
 from analyses.stats.contrast import CategoryPair, Contrast
@@ -40,14 +48,15 @@ from analyses.stats.implicit_reward import (
     merge_key,
 )
 from analyses.stats.stage2 import stage2
-from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.atomic import RunFolder, atomic_path
+from interp.models.loading import LoadedModel, ModelSpec, check_device, load_model
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
 from interp.scoring import next_token_logprobs
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImplicitRewardSettings(Resampling):
+class ImplicitRewardSettings(Resampling, TextInputs, Overwrite):
     """The two models, the prompts and lexicon, and how strings are merged."""
 
     model_1: str = option(
@@ -83,7 +92,7 @@ class ImplicitRewardSettings(Resampling):
         help="Stage-2 word log-probs: best case/space variant, or exact (the paper's: a token "
         "that decodes to exactly the word).",
     )  # fmt: skip
-    device: str | None = option(None, "--device", help="cpu, cuda, ... [auto].")
+    device: str | None = option(None, "--device", check=check_device, help="cpu, cuda, ... [auto].")
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
 
 
@@ -169,12 +178,15 @@ def run_implicit_reward(
     settings: ImplicitRewardSettings, *, progress: Progress | None = None
 ) -> ImplicitRewardRun:
     """Implicit reward (MWLR) of MODEL-2 over MODEL-1 on next-token distributions, with statistics."""
-    progress = progress or NoProgress()
-    s = settings
-    out = Path(s.out)
-    out.mkdir(parents=True, exist_ok=True)
-    prompt_list = load_prompts(s.prompts)
-    lex = load_lexicon(s.lexicon, progress=progress)
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run = _implicit_reward(settings, folder.work, progress or NoProgress())
+    files = tuple(map(folder.final, run.files))
+    return dataclasses.replace(run, out=folder.out, files=files)
+
+
+def _implicit_reward(s: ImplicitRewardSettings, out: Path, progress: Progress) -> ImplicitRewardRun:
+    prompt_list = load_prompts(s.prompts, encoding=s.encoding)
+    lex = load_lexicon(s.lexicon, progress=progress, encoding=s.encoding)
     if not s.keep_pronouns:
         lex = lex.drop_pronouns()
     loaded = []
@@ -193,7 +205,8 @@ def run_implicit_reward(
     full = join_categories(tables["none"], lex)
     small = {c: "float32" for c in ("logp", "logq", "log_ratio", "mwlr")}
     files = [out / "implicit_reward.parquet"]
-    full.astype(small).to_parquet(files[0], index=False, compression="zstd")
+    with atomic_path(files[0]) as tmp:
+        full.astype(small).to_parquet(tmp, index=False, compression="zstd")
 
     progress.note(f"{s.categories.label}: permutation tests and bootstrap")
     means = {m: lexicon_word_means(t, lex, ("mwlr", "log_ratio")) for m, t in tables.items()}
@@ -203,20 +216,19 @@ def run_implicit_reward(
     }
     ratio = category_contrasts(means[s.merge], s.categories, "log_ratio", **resampling)
     primary_means = means[s.merge]
-    files.append(out / "word_means.csv")
-    primary_means.to_csv(files[-1], index=False)
+    files.append(write_table(primary_means, out / "word_means.csv"))
     rows = [c.row(by="framing") | {"merge": m} for m, cs in contrasts.items() for c in cs]
     rows += [c.row(by="framing") | {"merge": s.merge} for c in ratio]
-    files.append(out / "comparison.csv")
-    pd.DataFrame(rows).to_csv(files[-1], index=False)
+    files.append(write_table(pd.DataFrame(rows), out / "comparison.csv"))
 
     by_word, table_how = _top_bottom(tables, s.merge, s.table_prompt, lex)
     if not s.no_figures:
         files += _figures(out, by_word, primary_means, (m1.name, m2.name), s.categories,
                           s.top_k, table_how)  # fmt: skip
     else:
-        files.append(out / "top_bottom.csv")
-        by_word.sort_values("mwlr", ascending=False).to_csv(files[-1], index=False)
+        files.append(
+            write_table(by_word.sort_values("mwlr", ascending=False), out / "top_bottom.csv")
+        )
 
     progress.note("Stage 2 on both models' log-probs of the lexicon words")
     prov = provenance(

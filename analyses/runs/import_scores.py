@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyses.inputs.paper_scores import import_paper_scores
-from analyses.inputs.score_table import write_score_table
-from analyses.runs.common import TextRun
+from analyses.inputs.score_table import SCORE_FORMATS, write_score_table
+from analyses.runs.common import TextInputs, TextRun, output_file
 from analyses.runs.options import option
 from interp.errors import UserError
 from interp.progress import Progress
@@ -27,7 +27,7 @@ def parse_family_overrides(items: Sequence[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImportScoresSettings:
+class ImportScoresSettings(TextInputs):
     files: tuple[Path, ...] = option(
         (), "FILES", argument=True, nargs=-1, kind="path", required=True
     )
@@ -42,11 +42,12 @@ def run_import_scores(
 ) -> TextRun:
     """Convert the paper's wide score CSVs (big2_rewards_<model>.csv) into a score table."""
     overrides = parse_family_overrides(settings.family)
-    table = import_paper_scores(settings.files, overrides)
-    prov = provenance(
-        inputs=settings.files, family_overrides=overrides, converted_from="paper wide CSV"
-    )
-    path = write_score_table(table, settings.out, prov)
+    with output_file(settings.out, SCORE_FORMATS):
+        table = import_paper_scores(settings.files, overrides, encoding=settings.encoding)
+        prov = provenance(
+            inputs=settings.files, family_overrides=overrides, converted_from="paper wide CSV"
+        )
+        path = write_score_table(table, settings.out, prov)
     fams = table.groupby("family")["model"].nunique().to_dict()
     text = (
         f"wrote {path}: {len(table)} rows, {table['model'].nunique()} models "

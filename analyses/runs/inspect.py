@@ -7,12 +7,12 @@ from pathlib import Path
 
 from activations.inspect import StoreReport, inspect_store
 from analyses.runs.common import RunResult
-from analyses.runs.options import option
+from analyses.runs.options import Settings, option
 from interp.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class InspectSettings:
+class InspectSettings(Settings):
     acts: Path = option(Path(), "ACTS", argument=True, kind="path", required=True)
     json: bool = option(False, "--json", kind="flag", help="Print the report as JSON.")
 

@@ -8,14 +8,15 @@ from pathlib import Path
 from analyses.inputs.lexicon_expand import expand_against_tokenizer, expand_against_words
 from analyses.inputs.lexicon_sources import describe_sources, fetch_lexicon
 from analyses.inputs.lexicons import lexicon_report, load_lexicon, load_tokenizer_vocab
-from analyses.runs.common import TextRun
-from analyses.runs.options import option
+from analyses.runs.common import TextInputs, TextRun, output_file, write_table
+from analyses.runs.options import Settings, option
 from interp.errors import UserError
+from interp.files import read_lines
 from interp.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class LexiconsListSettings:
+class LexiconsListSettings(Settings):
     """(no settings)"""
 
 
@@ -27,7 +28,7 @@ def run_lexicons_list(
 
 
 @dataclass(frozen=True, kw_only=True)
-class LexiconsFetchSettings:
+class LexiconsFetchSettings(Settings):
     names: tuple[str, ...] = option((), "NAMES", argument=True, nargs=-1, required=True)
     refresh: bool = option(False, "--refresh", kind="flag", help="Fetch again even if cached.")
 
@@ -44,7 +45,7 @@ def run_lexicons_fetch(
 
 
 @dataclass(frozen=True, kw_only=True)
-class LexiconsShowSettings:
+class LexiconsShowSettings(TextInputs):
     lexicon: str = option("", "LEXICON", argument=True, required=True)
     no_pronouns: bool = option(
         False, "--no-pronouns", kind="flag", help="Drop the Big Two pronoun entries."
@@ -56,7 +57,8 @@ class LexiconsShowSettings:
     out: Path | None = option(None, "--out", kind="path", show_default=False,
                               help="Write the expansion table (CSV).")  # fmt: skip
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.words is not None and self.tokenizer is not None:
             raise UserError("give either a word list or a tokenizer, not both")
 
@@ -65,7 +67,14 @@ def run_lexicons_show(
     settings: LexiconsShowSettings, *, progress: Progress | None = None
 ) -> TextRun:
     """Describe LEXICON (a named source or a file) and optionally expand its wildcards."""
-    lexicon = load_lexicon(settings.lexicon)
+    if settings.out is None:
+        return _show(settings)
+    with output_file(settings.out, ("csv", "tsv", "parquet")):
+        return _show(settings)
+
+
+def _show(settings: LexiconsShowSettings) -> TextRun:
+    lexicon = load_lexicon(settings.lexicon, encoding=settings.encoding)
     if settings.no_pronouns:
         lexicon = lexicon.drop_pronouns()
     text = lexicon_report(lexicon)
@@ -73,9 +82,7 @@ def run_lexicons_show(
         return TextRun(Path("."), text=text)
     if settings.words is not None:
         path = Path(settings.words)
-        if not path.is_file():
-            raise UserError(f"word list not found: {path}")
-        words = [w for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+        words = read_lines(path, "word list", settings.encoding, comments=False)
         exp = expand_against_words(lexicon, words, vocabulary=path.name)
     else:
         name, vocab = load_tokenizer_vocab(settings.tokenizer)
@@ -93,9 +100,7 @@ def run_lexicons_show(
         lines.append(f"  {len(exp.unmatched)} pattern(s) matched nothing: {shown}{more}")
     files: tuple[Path, ...] = ()
     if settings.out is not None:
-        out = Path(settings.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        exp.table.to_csv(out, index=False)
+        out = write_table(exp.table, Path(settings.out))
         lines.append(f"wrote {out} ({len(exp.table)} rows)")
         files = (out,)
     return TextRun(Path(settings.out or "."), files, text="\n".join(lines))

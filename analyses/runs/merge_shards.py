@@ -17,15 +17,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyses.inputs.score_table import read_provenance, read_score_table, write_score_table
-from analyses.runs.options import option
+from analyses.inputs.score_table import (
+    SCORE_FORMATS,
+    read_provenance,
+    read_score_table,
+    write_score_table,
+)
+from analyses.runs.common import output_file
+from analyses.runs.options import Settings, option
 from analyses.runs.score import ScoreRun
 from interp.errors import UserError
 from interp.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class MergeShardsSettings:
+class MergeShardsSettings(Settings):
     """Shard tables of one sweep and the merged table to write."""
 
     files: tuple[Path, ...] = option((), "FILES", argument=True, nargs=-1, kind="path")
@@ -69,6 +75,11 @@ def run_merge_shards(
     paths = list(settings.files)
     if not paths:
         raise UserError("no shard files given")
+    with output_file(settings.out, SCORE_FORMATS):
+        return _merge(paths, settings.out)
+
+
+def _merge(paths: list[Path], out: Path) -> ScoreRun:
     records = [read_provenance(p) for p in paths]
     fingerprints = {(r.get("model") or {}).get("fingerprint") for r in records}
     if len(fingerprints) > 1:
@@ -96,7 +107,7 @@ def run_merge_shards(
         merged_from=[str(paths[i]) for i in order],
         merged_shards=[records[i].get("shard", "?") for i in order],
     )
-    path = write_score_table(merged, settings.out, record)
+    path = write_score_table(merged, out, record)
     return ScoreRun(
         path, (path,), record, n_rows=len(merged),
         model=str((record.get("model") or {}).get("model")),

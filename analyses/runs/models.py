@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analyses.runs.common import TextRun
-from analyses.runs.options import option
+from analyses.runs.options import Settings, option
 from interp.errors import UserError
 from interp.models import zoo
 from interp.models.presets import PRESETS
@@ -13,7 +13,7 @@ from interp.progress import Progress
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelsListSettings:
+class ModelsListSettings(Settings):
     """(no settings)"""
 
 
@@ -35,10 +35,10 @@ def run_models_list(settings: ModelsListSettings, *, progress: Progress | None =
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelsFetchSettings:
+class ModelsFetchSettings(Settings):
     name: str = option("", "NAME", argument=True, required=True)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.name not in zoo.EMBEDDED:
             known = ", ".join(zoo.EMBEDDED)
             raise UserError(f"unknown embedded model {self.name!r}; known: {known}")

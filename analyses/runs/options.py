@@ -13,8 +13,10 @@ This module knows nothing about click: ``Opt`` is plain data.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 from interp.errors import UserError
@@ -28,8 +30,10 @@ class Opt:
     ``argument=True``). ``kind``: ``str``, ``int``, ``float``, ``path``, ``flag`` (a boolean
     switch), ``choice`` (one of ``choices``). ``low``/``high``: inclusive numeric range.
     ``multiple``: repeatable option (a tuple). ``nargs``: for arguments (-1 = any number).
-    ``parse``: turns the text the user typed into the field's value (raises ``UserError``).
-    ``required``: the user must give it (the field's default is then only for Python callers).
+    ``above``: exclusive lower bound (``above=0``: strictly positive). ``parse``: turns the text
+    the user typed into the field's value (raises ``UserError``). ``check``: validates a value
+    however it was given (raises ``UserError``). ``required``: the user must give it (the
+    field's default is then only for Python callers).
     """
 
     flags: tuple[str, ...]
@@ -38,10 +42,12 @@ class Opt:
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
+    above: float | None = None
     multiple: bool = False
     argument: bool = False
     nargs: int = 1
     parse: Callable[[Any], Any] | None = None
+    check: Callable[[Any], Any] | None = None
     required: bool = False
     metavar: str | None = None
     show_default: bool = True
@@ -64,6 +70,53 @@ def cli_options(settings_type: type) -> list[tuple[str, Any, Opt]]:
         if opt is not None:
             out.append((f.name, f.default, opt))
     return out
+
+
+def _flag(opt: Opt) -> str:
+    return opt.flags[0] if opt.flags else "value"
+
+
+def check_declared(name: str, value: Any, opt: Opt) -> None:
+    """Check one value against its declaration (kind, range, choices, ``check``): the same rules
+    click applies on the command line, for settings built in Python too."""
+    if value is None:
+        return
+    values = value if opt.multiple or (opt.argument and opt.nargs == -1) else (value,)
+    flag = _flag(opt)
+    for v in values:
+        if opt.kind in ("int", "float"):
+            is_int = isinstance(v, int) and not isinstance(v, bool)
+            if opt.kind == "int" and not is_int:
+                raise UserError(f"{flag} must be a whole number (got {v!r})")
+            if not isinstance(v, Real) or isinstance(v, bool) or not math.isfinite(v):
+                raise UserError(f"{flag} must be a finite number (got {v!r})")
+            if opt.low is not None and v < opt.low:
+                raise UserError(f"{flag} must be at least {opt.low:g} (got {v:g})")
+            if opt.high is not None and v > opt.high:
+                raise UserError(f"{flag} must be at most {opt.high:g} (got {v:g})")
+            if opt.above is not None and not v > opt.above:
+                raise UserError(f"{flag} must be greater than {opt.above:g} (got {v:g})")
+        elif opt.kind == "choice" and v not in opt.choices:
+            raise UserError(f"{flag} {v!r}: choose one of {', '.join(opt.choices)}")
+    if opt.check is not None:
+        opt.check(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Base of every run's settings: after construction each field is checked against its
+    ``option(...)`` declaration (``check_declared``), then ``validate()`` runs the checks a
+    declaration cannot express. Subclasses override ``validate`` (calling ``super()``)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            opt = f.metadata.get("cli")
+            if opt is not None:
+                check_declared(f.name, getattr(self, f.name), opt)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks (raise ``UserError``)."""
 
 
 # ----------------------------------------------------------------------------- parsers

@@ -46,6 +46,7 @@ from analyses.stats.patch_effects import (
     lens_gap_table,
     lens_item_table,
 )
+from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.models.fingerprint import weights_digest
 from interp.models.loading import LoadedModel
@@ -103,8 +104,8 @@ class PatchSettings(WordContrastChoice, ModelLoading):
     )  # fmt: skip
     self_test_items: int = 6
 
-    def __post_init__(self) -> None:
-        ModelLoading.__post_init__(self)
+    def validate(self) -> None:
+        super().validate()
         at_least("--permutations", self.permutations, 1)
         if not self.sites:
             raise UserError("--sites: no sites given")
@@ -198,12 +199,26 @@ def run_patch(
 ) -> PatchRun:
     """Patch the base model's activations into the RM, layer by layer; effects on the gap.
 
-    ``models``: the loaded ``(base, rm)`` pair, to reuse. Writes the files of the module doc."""
+    ``models``: the loaded ``(base, rm)`` pair, to reuse. Writes the files of the module doc
+    into OUT (staged, swapped in whole when the run succeeds)."""
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run, parts = _patch(settings, folder, progress or NoProgress(), models)
+    parts.remove()  # every group is in OUT now
+    return run
+
+
+def _patch(s: PatchSettings, folder: RunFolder, progress: Progress, models):
+    """The sweep into ``folder.work``; returns the run and its work units (``OUT.parts``, kept
+    until OUT is in place)."""
     from analyses.figures.patching import layerwise_figure, position_heatmap
 
-    progress = progress or NoProgress()
-    s = settings
-    out = Path(s.out)
+    out = folder.work
+    prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
+    responses = load_responses(s.responses, encoding=s.encoding)
+    words = list(responses.responses.words)
+    design = category_words(responses.categories, s.gap, words)
+    positions = parse_positions(s.positions)
+    probe_table = read_probe_results(s.probes, s.probe_compare)
     if models is None:
         models = load_pair(s.base, s.rm, s.device, progress=progress, **s.load_kwargs())
     base, rm = models
@@ -211,16 +226,13 @@ def run_patch(
     readout = reward_readout(rm)
     receiver, source = (rm, base) if s.direction == "base-into-rm" else (base, rm)
     roles = ("rm", "base") if s.direction == "base-into-rm" else ("base", "rm")
-    prompts = load_prompts(s.prompts, s.prompt_keys)
-    responses = load_responses(s.responses)
-    words = list(responses.responses.words)
-    design = category_words(responses.categories, s.gap, words)
     for model in (rm, base):
         check_sites(model)
     items = build_items(rm, prompts, words)
-    positions = parse_positions(s.positions)
     patches = make_patches(s.sites, parse_layers(s.layers, rm.n_layers), positions)
-    parts, units = _group_units(s, receiver, source, readout, items, patches, out, rm.fingerprint)
+    parts, units = _group_units(
+        s, receiver, source, readout, items, patches, folder.out, rm.fingerprint
+    )
     result = patch_sweep(
         receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress,
         units=units,
@@ -234,7 +246,6 @@ def run_patch(
         write_table(lens_gap, out / "value_lens_gap.csv"),
         write_table(lens_item_table(lens, items.table), out / "value_lens_items.parquet"),
     ]
-    probe_table = read_probe_results(s.probes, s.probe_compare)
     b_label, r_label = short_name(base.name), short_name(rm.name)
     title = (
         f"patching {b_label} into {r_label}"
@@ -245,10 +256,14 @@ def run_patch(
     if any(p is not None for p in positions):
         files += position_heatmap(effects, out / "patch_heatmap", title, design)
     summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses, readout)
+    files.append(out / "patch_summary.json")
+    files = [folder.final(f) for f in files]
     summary["files"] = [str(f) for f in files]
-    files.append(write_json(summary, out / "patch_summary.json"))
-    parts.remove()  # every group is in the files now
-    return PatchRun(out, tuple(files), summary, sweep=result, effects=effects, summary=summary)
+    write_json(summary, out / "patch_summary.json")
+    run = PatchRun(
+        folder.out, tuple(files), summary, sweep=result, effects=effects, summary=summary
+    )
+    return run, parts
 
 
 def _group_units(s: PatchSettings, receiver, source, readout, items, patches, out, rm_fingerprint):

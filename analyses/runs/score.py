@@ -25,10 +25,10 @@ from pathlib import Path
 
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
-from analyses.inputs.score_table import read_provenance, table_format, write_score_table_stream
-from analyses.runs.common import ModelChoice, ModelLoading, PromptChoice, RunResult
+from analyses.inputs.score_table import SCORE_FORMATS, read_provenance, write_score_table_stream
+from analyses.runs.common import ModelChoice, PromptChoice, RunResult
 from analyses.runs.options import option, require
-from interp.atomic import check_writable
+from interp.atomic import check_writable, output_format
 from interp.errors import UserError
 from interp.locks import OutputLock
 from interp.models.identity import model_identity
@@ -77,9 +77,9 @@ class ScoreSettings(ModelChoice, PromptChoice):
     lease_s: float = 600.0
     poll_s: float = 0.5
 
-    def __post_init__(self) -> None:
-        ModelLoading.__post_init__(self)
-        table_format(self.out)
+    def validate(self) -> None:
+        super().validate()
+        output_format(self.out, SCORE_FORMATS)
         require(self.executor != "ray" or bool(self.ray_address),
                 "--executor ray needs --ray-address (an address, or local)")  # fmt: skip
         require(self.executor == "ray" or self.ray_address is None,
@@ -196,11 +196,15 @@ def run_score(settings: ScoreSettings, *, progress: Progress | None = None) -> S
     s = settings
     out = Path(s.out)
     check_writable(out)
-    prompts = load_prompts(s.prompts, s.prompt_keys)
+    prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
+    response_set = None
+    if s.responses != "vocab":  # word files are read (or refused) before a model loads
+        response_set = load_responses(s.responses, shard=s.shard, encoding=s.encoding)
     worker = worker_from_env()
     spec = _worker_spec(s, worker)
     ident = model_identity(spec, progress)
-    response_set = load_responses(s.responses, ident, s.shard)
+    if response_set is None:
+        response_set = load_responses("vocab", ident, s.shard)
     if len(response_set.responses) == 0:
         raise UserError(f"no responses to score in {s.responses}")
     identity = {

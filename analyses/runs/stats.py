@@ -12,14 +12,23 @@ with CI, p, correction, family of tests); every summary carries provenance.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analyses.inputs.lexicons import load_lexicon
 from analyses.inputs.score_table import read_provenance, read_score_table
-from analyses.runs.common import Resampling, RunResult, write_json
+from analyses.runs.common import (
+    Overwrite,
+    Resampling,
+    RunResult,
+    TextInputs,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import key_value_pairs, option
 from analyses.stats.agreement import cross_model_agreement
 from analyses.stats.coding import MFD_CODINGS, code_lexicon
@@ -29,6 +38,7 @@ from analyses.stats.ranking import categorised_scores
 from analyses.stats.register import stage1_rows, stage2_rows
 from analyses.stats.stage1 import Stage1Result, records, stage1
 from analyses.stats.stage2 import Stage2Result, stage2
+from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
@@ -37,7 +47,7 @@ parse_reference = key_value_pairs("--reference", "FACTOR=LEVEL, e.g. category=Co
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatsSettings(Resampling):
+class StatsSettings(Resampling, TextInputs, Overwrite):
     """Which table, which lexicon and coding, which stage, the reviewer's analyses, where to write."""
 
     scores: Path = option(Path(), "--scores", kind="path", required=True, help="Score table.")
@@ -103,9 +113,13 @@ class StatsSettings(Resampling):
         help="Skip the random-axis control and power (Stage 1) and the specification curve.",
     )  # fmt: skip
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
+    drop_nonfinite: bool = option(
+        False, "--drop-nonfinite", kind="flag",
+        help="Leave out NaN/infinite scores (counted in the summary) instead of refusing the table.",
+    )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         factors = [k for k, _ in self.reference]
         if len(set(factors)) != len(factors):
             raise UserError("--reference: one level per factor")
@@ -121,9 +135,33 @@ class StatsRun(RunResult):
 
 
 def _csv(rows, path: Path) -> Path:
+    """A list of result records, or a table, as an atomic CSV."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame([asdict(r) for r in rows])
-    frame.to_csv(path, index=False)
-    return path
+    return write_table(frame, path)
+
+
+def nonfinite_scores(table: pd.DataFrame, drop: bool, source: str) -> tuple[pd.DataFrame, dict]:
+    """Refuse (default) or drop rows whose score is NaN or infinite.
+
+    Returns the table to analyse and a record: how many rows were dropped, per model and prompt.
+    A refusal names the counts per model and prompt, so a silently moved headline is impossible.
+    """
+    bad = ~np.isfinite(table["score"].to_numpy(dtype=np.float64))
+    record = {"n_rows": int(len(table)), "n_nonfinite": int(bad.sum()), "dropped": bool(drop)}
+    if not bad.any():
+        return table, record
+    counts = table[bad].groupby(["model", "prompt_key"]).size().sort_values(ascending=False)
+    record["per_model_prompt"] = {f"{m} / {p}": int(n) for (m, p), n in counts.items()}
+    shown = ", ".join(f"{m} / {p}: {n}" for (m, p), n in list(counts.items())[:4])
+    more = f" and {len(counts) - 4} more" if len(counts) > 4 else ""
+    if not drop:
+        raise UserError(
+            f"{source}: {int(bad.sum())} of {len(table)} scores are NaN or infinite ({shown}{more}); "
+            "fix the table, or pass --drop-nonfinite to leave them out (the summary then counts them)"
+        )
+    if bad.all():
+        raise UserError(f"{source}: every score is NaN or infinite; nothing to analyse")
+    return table[~bad].reset_index(drop=True), record
 
 
 def write_stage1(result: Stage1Result, out: Path, extra: dict | None = None) -> list[Path]:
@@ -307,15 +345,20 @@ def _run_stage2(s: StatsSettings, table, lex, prov, out: Path) -> tuple[list, St
 
 def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> StatsRun:
     """The paper's statistics on a score table, with the model-level tests and robustness checks."""
-    progress = progress or NoProgress()
-    s = settings
-    table = read_score_table(s.scores)
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run = _stats(settings, folder.work, progress or NoProgress())
+    return dataclasses.replace(run, out=folder.out, files=tuple(map(folder.final, run.files)))
+
+
+def _stats(s: StatsSettings, out: Path, progress: Progress) -> StatsRun:
+    table = read_score_table(s.scores, s.encoding)
     if s.models:
         unknown = sorted(set(s.models) - set(table["model"]))
         if unknown:
             raise UserError(f"model(s) not in {Path(s.scores).name}: {', '.join(unknown)}")
         table = table[table["model"].isin(s.models)]
-    lex = load_lexicon(s.lexicon, progress=progress)
+    table, finite = nonfinite_scores(table, s.drop_nonfinite, f"score table {s.scores}")
+    lex = load_lexicon(s.lexicon, progress=progress, encoding=s.encoding)
     if s.no_pronouns:
         lex = lex.drop_pronouns()
     which = pick_stage(table, s.stage)
@@ -325,9 +368,9 @@ def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> S
     prov = provenance(
         inputs=inputs, lexicon=lex, seed=s.seed, stage=which, n_permutations=s.permutations,
         n_bootstrap=s.bootstrap, drop_pronouns=s.no_pronouns, mfd_coding=s.mfd_coding,
-        reference=dict(s.reference), scores_provenance=read_provenance(s.scores),
+        reference=dict(s.reference), nonfinite_scores=finite,
+        scores_provenance=read_provenance(s.scores),
     )  # fmt: skip
-    out = Path(s.out)
     progress.note(f"stage {which} on {table['model'].nunique()} model(s), lexicon {lex.name}")
     if which == 1:
         files, lines = _run_stage1(s, table, lex, prov, out, progress)
@@ -338,6 +381,8 @@ def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> S
             for a in res2.anova if a.term != "Residual"
         )  # fmt: skip
         lines = f"ANOVA (type II) {terms}"
+    if finite["n_nonfinite"]:
+        lines += f"\ndropped {finite['n_nonfinite']} NaN/infinite score(s) (--drop-nonfinite)"
     if table["model"].nunique() >= 2:
         agreement = cross_model_agreement(table)
         files.append(_csv(agreement, out / "agreement.csv"))

@@ -6,14 +6,16 @@ not to, ``layer_curves`` and ``embedding_<site>`` figures.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from activations.store import ActivationStore
-from analyses.runs.common import RunResult
-from analyses.runs.options import at_least, option
+from analyses.runs.common import Overwrite, RunResult
+from analyses.runs.options import option
 from analyses.stats.contrast import CategoryPair
+from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import Progress
 from probes.fit import METHODS
@@ -29,7 +31,7 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainProbesSettings:
+class TrainProbesSettings(Overwrite):
     """The store, what to predict, the probe methods and their uncertainty settings."""
 
     acts: Path = option(Path(), "--acts", kind="path", required=True, help="Activation store.")
@@ -47,21 +49,24 @@ class TrainProbesSettings:
         help="Probe methods. [default: both]", show_default=False,
     )  # fmt: skip
     folds: int = option(5, "--folds", kind="int", low=2, help="Word-grouped CV folds.")
-    C: float = option(1.0, "--C", kind="float", help="Inverse L2 strength (> 0).")
+    C: float = option(1.0, "--C", kind="float", above=0, help="Inverse L2 strength (> 0).")
     bootstrap: int = option(1000, "--bootstrap", kind="int", low=1, help="Word resamples.")
     controls: int = option(1, "--controls", kind="int", low=1, help="Shuffled-label runs.")
-    seed: int = option(0, "--seed", kind="int", help="Seed of folds, bootstrap and controls.")
-    embed_layer: int | None = option(None, "--embed-layer", kind="int",
+    seed: int = option(
+        0, "--seed", kind="int", low=0, help="Seed of folds, bootstrap and controls."
+    )
+    embed_layer: int | None = option(None, "--embed-layer", kind="int", low=0,
                                      help="Layer for the UMAP/PCA plot [best].")  # fmt: skip
     embed_kind: str | None = None
     allow_incomplete: bool = option(False, "--allow-incomplete", kind="flag",
                                     help="Probe the done items of a partial store.")  # fmt: skip
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
 
-    def __post_init__(self) -> None:
-        if not self.C > 0:
-            raise UserError(f"--C must be positive (got {self.C:g})")
-        at_least("--folds", self.folds, 2)
+    def validate(self) -> None:
+        super().validate()
+        unknown = [m for m in self.method if m not in METHODS]
+        if unknown or not self.method:
+            raise UserError(f"--method {','.join(self.method)}: use {', '.join(METHODS)} or both")
 
     def probe_settings(self) -> ProbeSettings:
         return ProbeSettings(
@@ -112,11 +117,15 @@ def run_train_probes(
     settings: TrainProbesSettings, *, progress: Progress | None = None
 ) -> ProbeRun:
     """Fit one probe per (site, layer) with word-grouped CV, bootstrap CIs and a control."""
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run = _train_probes(settings, folder.work, progress)
+    return dataclasses.replace(run, out=folder.out, files=tuple(map(folder.final, run.files)))
+
+
+def _train_probes(s: TrainProbesSettings, out: Path, progress: Progress | None) -> ProbeRun:
     from analyses.figures.probes import embedding_plot, layer_curves
 
-    s = settings
     probe_settings = s.probe_settings()
-    out = Path(s.out)
     with ActivationStore(s.acts, require_complete=not s.allow_incomplete) as store:
         results = fit_layer_probes(store, probe_settings, progress=progress)
         save_probe_dir(results, out)

@@ -22,7 +22,8 @@ Cohen's d is compared across checkpoints because the raw reward scale drifts dur
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,21 +32,32 @@ import pandas as pd
 from analyses.inputs.preference_data import PreferenceData, load_preference_data
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
-from analyses.runs.common import ModelLoading, PromptChoice, RunResult, write_json
+from analyses.runs.common import (
+    ModelLoading,
+    Overwrite,
+    PromptChoice,
+    RunResult,
+    write_json,
+    write_table,
+)
 from analyses.runs.options import option
 from analyses.stats.contrast import CategoryPair, category_words
 from analyses.stats.training_dynamics import durability_table
+from interp.atomic import RunFolder, check_writable
 from interp.errors import UserError
+from interp.files import read_parquet
 from interp.models.loading import LoadedModel, ModelSpec, check_loadable, load_model
+from interp.models.placement import check_device
 from interp.progress import NoProgress, Progress
 from interp.prompts import Prompt
+from interp.provenance import settings_hash
 from interp.scoring import Responses, score_responses
 from interp.training import Checkpoint, TrainConfig, TrainResult, train_reward_model
 from interp.training.config import METHODS, SAVE_MODES
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainRmSettings(PromptChoice, ModelLoading):
+class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
     """Base model, preference data, training method and hyperparameters, durability scoring.
 
     Defaults are CPU-sized (LoRA r=8, alpha 16, lr 1e-4, 8 pairs per step, 1 epoch, 192 tokens);
@@ -63,13 +75,13 @@ class TrainRmSettings(PromptChoice, ModelLoading):
     out: Path = option(Path("rm-out"), "--out", kind="path", required=True, help="Output folder.")
     lora: int | None = option(None, "--lora", kind="int", low=1, metavar="RANK", show_default=False,
                               help="LoRA rank on the attention projections (the default method, rank 8).")  # fmt: skip
-    lora_alpha: float | None = option(None, "--lora-alpha", kind="float", show_default=False,
+    lora_alpha: float | None = option(None, "--lora-alpha", kind="float", above=0, show_default=False,
                                       help="LoRA alpha [2 x rank].")  # fmt: skip
     full: bool = option(False, "--full", kind="flag", help="Train every parameter.")
     train_last: int | None = option(None, "--train-last", kind="int", low=1, metavar="K", show_default=False,
                                     help="Train only the last K blocks, the final norm and the head.")  # fmt: skip
     epochs: int = option(1, "--epochs", kind="int", low=1, help="Passes over the training pairs.")
-    lr: float = option(1e-4, "--lr", kind="float", help="Learning rate (> 0).")
+    lr: float = option(1e-4, "--lr", kind="float", above=0, help="Learning rate (> 0).")
     batch_size: int = option(8, "--batch-size", kind="int", low=1, help="Pairs per step.")
     max_length: int = option(192, "--max-length", kind="int", low=16, help="Tokens per side.")
     eval_fraction: float = option(0.2, "--eval-fraction", kind="float", low=0.0, high=0.99,
@@ -84,15 +96,28 @@ class TrainRmSettings(PromptChoice, ModelLoading):
                                  help="Durability: score these words (lexicon or word CSV with categories) at every checkpoint.")  # fmt: skip
     gap: CategoryPair = CategoryPair("Agency", "Communion")
     seed: int = option(
-        0, "--seed", kind="int", help="Seed of the head, adapters, split and batch order."
+        0, "--seed", kind="int", low=0, help="Seed of the head, adapters, split and batch order."
     )
-    device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
+    device: str | None = option(None, "--device", check=check_device, help="cpu, cuda ... [auto].")
+    state_every: float = option(
+        300.0, "--state-every", kind="float", low=0, metavar="SECONDS",
+        help="Save the resume state at most this often between checkpoints (0: every step).",
+    )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        ModelLoading.__post_init__(self)
+    def validate(self) -> None:
+        super().validate()
         chosen = [self.lora is not None, self.full, self.train_last is not None]
         if sum(chosen) > 1:
             raise UserError("choose one of --lora R, --full, --train-last K")
+        if self.lora_alpha is not None and self.method != "lora":
+            raise UserError("--lora-alpha applies to LoRA training only")
+        self.train_config()
+
+    def resume_key(self, data_sha256: str) -> str:
+        """What an interrupted run must share with this one to be resumed (not where or how
+        fast it runs)."""
+        fields = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_RESUME_KEY}
+        return settings_hash({"settings": fields, "data_sha256": data_sha256})
 
     @property
     def method(self) -> str:
@@ -100,21 +125,23 @@ class TrainRmSettings(PromptChoice, ModelLoading):
 
     def train_config(self) -> TrainConfig:
         """The trainer's config (the method follows from ``--lora``/``--full``/``--train-last``)."""
-        rank = self.lora or 8
+        rank = 8 if self.lora is None else self.lora
         config = TrainConfig(
             method=self.method, lora_rank=rank, lora_alpha=self.lora_alpha or 2.0 * rank,
             train_last=self.train_last or 4, epochs=self.epochs, lr=self.lr,
             batch_size=self.batch_size, max_length=self.max_length,
             eval_fraction=self.eval_fraction, checkpoint_every=self.checkpoint_every,
             save_checkpoints=self.save, seed=self.seed, max_pairs=self.max_pairs,
-            device=self.device, trust_remote_code=self.trust_remote_code,
-            device_map=self.device_map, max_memory=self.max_memory,
+            device=self.device, state_every_s=self.state_every,
+            trust_remote_code=self.trust_remote_code, device_map=self.device_map,
+            max_memory=self.max_memory,
         )  # fmt: skip
         config.check()
         return config
 
 
 assert set(METHODS) == {"lora", "full", "last-k"}  # the three ways TrainRmSettings.method names
+_NOT_IN_RESUME_KEY = ("out", "overwrite", "device", "state_every")
 
 
 @dataclass(frozen=True)
@@ -159,16 +186,20 @@ def durability_rows(
 
 
 class DurabilityScorer:
-    """Scores the lexicon with each checkpoint (called by the trainer) and keeps the tables."""
+    """Scores the lexicon with each checkpoint (called by the trainer) and keeps the tables.
+
+    Each checkpoint's tables are also saved under ``folder`` as they are made, so a training run
+    resumed after a kill still reports every checkpoint (``tables`` reads them back in order)."""
 
     def __init__(
         self, prompts: list[Prompt], categories: pd.DataFrame, pair: CategoryPair,
-        all_words: list[str], label: str, seed: int,
+        all_words: list[str], label: str, seed: int, folder: Path,
     ) -> None:  # fmt: skip
         self.prompts, self.categories, self.pair = prompts, categories, pair
-        self.all_words, self.label, self.seed = all_words, label, seed
-        self.scores: list[pd.DataFrame] = []
-        self.stats: list[pd.DataFrame] = []
+        self.all_words, self.label, self.seed, self.folder = all_words, label, seed, folder
+
+    def _path(self, kind: str, step: int, what: str) -> Path:
+        return self.folder / f"{kind}-{step + 1:05d}.{what}.parquet"
 
     def add(self, loaded: LoadedModel, step: int, kind: str) -> dict:
         table = score_responses(
@@ -177,9 +208,9 @@ class DurabilityScorer:
         table["model"] = self.label
         table["step"] = step
         table["kind"] = kind
-        self.scores.append(table)
         stats = durability_rows(table, self.categories, self.pair, self.seed)
-        self.stats.append(stats)
+        write_table(table, self._path(kind, step, "scores"))
+        write_table(stats, self._path(kind, step, "stats"))
         return {
             r["framing"]: {"d": r["d"], "difference": r["difference"], "p": r["p"],
                            "rank_gap": r["rank_gap"]}
@@ -193,6 +224,13 @@ class DurabilityScorer:
         """The base model's own preference: log-probs (nats) of the words as an LM."""
         lm = load_model(ModelSpec(base_name, kind="lm", dtype="float32", device=device, **load))
         return self.add(lm, -1, "lm")
+
+    def tables(self, steps: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(scores, contrasts) of the RM at ``steps`` then the base LM, from the saved files."""
+        keys = [("rm", step) for step in steps] + [("lm", -1)]
+        scores = [read_parquet(self._path(k, st, "scores"), "durability scores") for k, st in keys]
+        stats = [read_parquet(self._path(k, st, "stats"), "durability contrasts") for k, st in keys]
+        return pd.concat(scores, ignore_index=True), pd.concat(stats, ignore_index=True)
 
 
 def durability_summary(durability: pd.DataFrame) -> dict:
@@ -230,66 +268,89 @@ def run_train_rm(
 ) -> TrainRmRun:
     """Train a reward model from BASE with the Bradley-Terry loss; checkpoints + durability.
 
-    ``data`` (already loaded preference data) replaces ``settings.data`` when given.
+    ``data`` (already loaded preference data) replaces ``settings.data`` when given. The run is
+    built in a staging folder beside OUT and swapped in when it succeeds; after a kill, the same
+    command resumes the training from its last saved state (``interp.training.resume``).
     """
-    from analyses.figures.patching import durability_figure
-
     progress = progress or NoProgress()
     s = settings
-    config = s.train_config()
-    out = Path(s.out)
     if not s.trust_remote_code:  # refuse custom model code before reading any data
         check_loadable(ModelSpec(s.base, kind="rm"), NoProgress())
-    data = data if data is not None else load_preference_data(s.data)
+    check_writable(s.out, folder=True)
+    data = data if data is not None else load_preference_data(s.data, s.encoding)
     progress.note(
         f"preference data: {len(data)} pairs from {data.record.get('source')}; "
         f"labels: {data.record.get('labels', 'as given')}"
     )
-    scorer = None
-    lexicon_record = None
+    lexicon = None
     if s.lexicon:
-        rs = load_responses(s.lexicon)
+        rs = load_responses(s.lexicon, encoding=s.encoding)
         if rs.categories.empty:
             raise UserError(f"--lexicon {s.lexicon!r}: durability needs words with categories")
         all_words = list(rs.responses.words)
         category_words(rs.categories, s.gap, all_words)  # refuse a pair without words early
-        lexicon_record = rs.description
-        prompts = load_prompts(s.prompts, s.prompt_keys)
-        scorer = DurabilityScorer(prompts, rs.categories, s.gap, all_words, s.base, s.seed)
+        prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
+        lexicon = (rs.description, prompts, rs.categories, all_words)
+    key = s.resume_key(str(data.record.get("sha256")))
+    with RunFolder(s.out, overwrite=s.overwrite, resume_key=key) as folder:
+        if folder.resumed:
+            progress.note(f"continuing the unfinished run in {folder.work}")
+        summary, files, record = _train(s, folder, data, lexicon, progress)
+    return TrainRmRun(folder.out, tuple(files), record, summary=summary)
+
+
+def _train(s: TrainRmSettings, folder: RunFolder, data, lexicon, progress) -> tuple:
+    from analyses.figures.patching import durability_figure
+
+    config = s.train_config()
+    out = folder.work
+    scorer = None
+    if lexicon is not None:
+        scorer = DurabilityScorer(
+            lexicon[1], lexicon[2], s.gap, lexicon[3], s.base, s.seed, out / ".durability"
+        )
     result: TrainResult = train_reward_model(
         s.base, data.pairs, config, out, data.record, scorer, progress
     )
-    pd.DataFrame(result.record["checkpoints"]).to_csv(out / "training_metrics.csv", index=False)
+    record = dict(result.record)
+    record["checkpoints"] = [
+        {**row, "path": str(folder.final(row["path"])) if row["path"] else None}
+        for row in record["checkpoints"]
+    ]
+    final_path = folder.final(result.final.path) if result.final.path else None
+    step0 = result.checkpoints[0].path
     summary = {
-        "out_dir": str(out),
+        "out_dir": str(folder.out),
         "base": s.base,
         "data": data.record,
         "method": config.method,
-        "template_mode": result.record["encoding"]["template_mode"],
-        "n_train": result.record["split"]["n_train"],
-        "n_heldout": result.record["split"]["n_eval"],
+        "template_mode": record["encoding"]["template_mode"],
+        "n_train": record["split"]["n_train"],
+        "n_heldout": record["split"]["n_eval"],
         "heldout_accuracy": {int(c.step): c.eval.accuracy for c in result.checkpoints},
-        "final_checkpoint": str(result.final.path) if result.final.path else None,
-        "step0_checkpoint": str(result.checkpoints[0].path) if result.checkpoints[0].path else None,
-        "seconds": result.record["seconds"],
+        "final_checkpoint": str(final_path) if final_path else None,
+        "step0_checkpoint": str(folder.final(step0)) if step0 else None,
+        "seconds": record["seconds"],
     }
-    files = [out / "train_record.json", out / "training_metrics.csv"]
+    files = [
+        write_table(pd.DataFrame(record["checkpoints"]), out / "training_metrics.csv"),
+    ]
     if scorer is not None:
         scorer.base_reference(s.base, config.device, **s.load_kwargs())
-        scores = pd.concat(scorer.scores, ignore_index=True)
-        scores.to_parquet(out / "durability_scores.parquet", index=False)
-        durability = pd.concat(scorer.stats, ignore_index=True)
-        durability.to_csv(out / "durability.csv", index=False)
+        scores, durability = scorer.tables([int(c.step) for c in result.checkpoints])
+        shutil.rmtree(scorer.folder)
+        files += [
+            write_table(scores, out / "durability_scores.parquet"),
+            write_table(durability, out / "durability.csv"),
+        ]
         rm_rows = durability[durability["kind"] == "rm"]
-        files += [out / "durability_scores.parquet", out / "durability.csv"]
         files += durability_figure(rm_rows, out / "durability", f"RM trained from {s.base}")
         summary["durability"] = durability_summary(durability)
         summary["gap"] = s.gap.label
-        summary["lexicon"] = lexicon_record
-        record = dict(result.record)
+        summary["lexicon"] = lexicon[0]
         record["durability"] = {
-            "lexicon": lexicon_record, "prompts": s.prompts, "gap": list(s.gap),
+            "lexicon": lexicon[0], "prompts": s.prompts, "gap": list(s.gap),
         }  # fmt: skip
-        write_json(record, out / "train_record.json")
+    files.insert(0, write_json(record, out / "train_record.json"))
     files.append(write_json(summary, out / "train_summary.json"))
-    return TrainRmRun(out, tuple(files), result.record, summary=summary)
+    return summary, [folder.final(f) for f in files], record

@@ -30,7 +30,7 @@ from analyses.inputs.training_scores import (
     read_rank_results,
     read_token_list,
 )
-from analyses.runs.common import RunResult, write_json
+from analyses.runs.common import Overwrite, RunResult, write_json, write_table
 from analyses.runs.options import key_value_pairs, option
 from analyses.stats.contrast import CategoryPair
 from analyses.stats.training_dynamics import (
@@ -39,6 +39,7 @@ from analyses.stats.training_dynamics import (
     final_checkpoints,
     rank_changes,
 )
+from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
@@ -52,7 +53,7 @@ TOKEN_HANDLING = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainingDynamicsSettings:
+class TrainingDynamicsSettings(Overwrite):
     """Which training-run files, which lexicon and token list, and where to write."""
 
     checkpoint_scores: tuple[str, ...] = option(
@@ -87,7 +88,8 @@ class TrainingDynamicsSettings:
                        help="Output folder.")  # fmt: skip
     no_figures: bool = option(False, "--no-figures", kind="flag", help="Write no figures.")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if not self.checkpoint_scores and not self.rank_results:
             raise UserError("give --checkpoint-scores and/or --rank-results files")
 
@@ -125,11 +127,9 @@ def _checkpoints(s, families, progress, out: Path, summary: dict) -> list[Path]:
     med = checkpoint_median_ranks(scores, lex, tokens)
     gaps = checkpoint_gaps(med, s.gap)
     changes = rank_changes(scores, change_lex)
-    files = [out / "checkpoint_median_ranks.csv", out / "checkpoint_gaps.csv",
-             out / "rank_changes.csv"]  # fmt: skip
-    med.to_csv(files[0], index=False)
-    gaps.to_csv(files[1], index=False)
-    changes.to_csv(files[2], index=False)
+    files = [write_table(med, out / "checkpoint_median_ranks.csv"),
+             write_table(gaps, out / "checkpoint_gaps.csv"),
+             write_table(changes, out / "rank_changes.csv")]  # fmt: skip
     last = gaps.loc[gaps.groupby("run")["checkpoint"].transform("max") == gaps["checkpoint"]]
     summary["final_gaps"] += last[["run", "family", "checkpoint", "framing", "rank_gap"]].to_dict(
         "records"
@@ -166,9 +166,8 @@ def _rank_results(s, progress, out: Path, summary: dict) -> list[Path]:
     missing = sorted(set(final.loc[~final["in_manifest"], "file"]))
     if missing:
         summary["notes"].append(f"not in the manifest (no data source/size): {', '.join(missing)}")
-    files = [out / "rank_results.csv", out / "final_checkpoints.csv"]
-    results.to_csv(files[0], index=False)
-    final.to_csv(files[1], index=False)
+    files = [write_table(results, out / "rank_results.csv"),
+             write_table(final, out / "final_checkpoints.csv")]  # fmt: skip
     summary["manifest"] = manifest_records(manifest)
     summary["final_checkpoints"] = final.to_dict("records")
     if not s.no_figures:
@@ -182,10 +181,13 @@ def run_training_dynamics(
     settings: TrainingDynamicsSettings, *, progress: Progress | None = None
 ) -> TrainingDynamicsRun:
     """Median ranks per checkpoint, the rank gap, Fig 5 rank changes and final-checkpoint comparisons."""
-    progress = progress or NoProgress()
-    s = settings
-    out = Path(s.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        run = _training_dynamics(settings, folder.work, progress or NoProgress())
+    files = tuple(folder.final(f) for f in run.files)
+    return TrainingDynamicsRun(folder.out, files, run.provenance, summary=run.summary)
+
+
+def _training_dynamics(s: TrainingDynamicsSettings, out: Path, progress: Progress):
     inputs = [Path(f) for f in (*s.checkpoint_scores, *s.rank_results)]
     inputs += [Path(p) for p in (s.token_list, s.manifest) if p and Path(p).is_file()]
     summary: dict = {"gap": s.gap.label, "token_handling": TOKEN_HANDLING, "final_gaps": [],

@@ -23,12 +23,13 @@ from analyses.runs.common import (
 from analyses.runs.options import option
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import lens_gap_table, lens_item_table
+from interp.atomic import RunFolder
 from interp.models.loading import ModelSpec, load_model
 from interp.models.readout import reward_readout
 from interp.patching.items import build_items
 from interp.patching.pair import check_pair
 from interp.patching.value_lens import value_lens_readings
-from interp.progress import Progress
+from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
 
 DEPTHS = "depth 0 = embeddings, depth L = after the last block"
@@ -56,10 +57,18 @@ def run_value_lens(
     settings: ValueLensSettings, *, progress: Progress | None = None
 ) -> ValueLensRun:
     """Reward the RM would give after each block (and the base model read by the same head)."""
+    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
+        return _value_lens(settings, folder, progress or NoProgress())
+
+
+def _value_lens(s: ValueLensSettings, folder: RunFolder, progress: Progress) -> ValueLensRun:
     from analyses.figures.patching import layerwise_figure
 
-    s = settings
-    out = s.out
+    out = folder.work
+    prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
+    response_set = load_responses(s.responses, encoding=s.encoding)
+    words = list(response_set.responses.words)
+    design = category_words(response_set.categories, s.gap, words)
     load = s.load_kwargs()
     rm = load_model(ModelSpec(s.rm, kind="rm", dtype="float32", device=s.device, **load), progress)
     base = None
@@ -68,10 +77,6 @@ def run_value_lens(
         base = load_model(spec, progress)
         check_pair(base, rm)
     readout = reward_readout(rm)
-    prompts = load_prompts(s.prompts, s.prompt_keys)
-    response_set = load_responses(s.responses)
-    words = list(response_set.responses.words)
-    design = category_words(response_set.categories, s.gap, words)
     items = build_items(rm, prompts, words)
     n = len(items.table)
     lens = {"rm": value_lens_readings(rm, items.groups, readout, rm.device, n)}
@@ -104,6 +109,8 @@ def run_value_lens(
         },
         final_gap=final_gap,
     )
+    files.append(out / "value_lens_summary.json")
+    files = [folder.final(f) for f in files]
     summary["files"] = [str(f) for f in files]
-    files.append(write_json(summary, out / "value_lens_summary.json"))
-    return ValueLensRun(out, tuple(files), summary, final_gap=final_gap)
+    write_json(summary, out / "value_lens_summary.json")
+    return ValueLensRun(folder.out, tuple(files), summary, final_gap=final_gap)

@@ -153,6 +153,20 @@ def resolve_source(name: str) -> str:
     )
 
 
+def check_revision(name: str, revision: str | None) -> None:
+    """Refuse ``--revision`` for a model that is not a Hugging Face id: a local folder or an
+    embedded model has one version, so a revision would be recorded without being used."""
+    if revision is None:
+        return
+    if name in zoo.EMBEDDED:
+        raise UserError(f"--revision {revision}: {name} is an embedded model (one fixed version)")
+    if Path(name).expanduser().exists():
+        raise UserError(
+            f"--revision {revision}: {name} is a local folder; a revision applies to Hugging Face "
+            "ids only (check out the revision you want into the folder instead)"
+        )
+
+
 def family_of(config) -> str:
     """Base-model family from the config: ``Llama``, ``Gemma``, or the model type."""
     model_type = getattr(config, "model_type", "") or ""
@@ -182,6 +196,7 @@ def _seed_random_head(head: nn.Linear, seed: int) -> None:
 
 
 def _load_modules(spec: ModelSpec, source: str, dtype: torch.dtype, trusted: bool):
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     kwargs: dict = {"revision": spec.revision} if spec.revision else {}
@@ -199,7 +214,7 @@ def _load_modules(spec: ModelSpec, source: str, dtype: torch.dtype, trusted: boo
             model, info = AutoModelForCausalLM.from_pretrained(
                 source, dtype=dtype, output_loading_info=True, **placement_kwargs, **kwargs
             )
-    except (OSError, ValueError, KeyError, ImportError) as err:
+    except (OSError, ValueError, KeyError, ImportError, SafetensorError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load {spec.name!r} as {spec.kind}: {first_line}") from None
     return tokenizer, model, set(info.get("missing_keys", ()))
@@ -229,6 +244,7 @@ def check_loadable(spec: ModelSpec, progress: Progress) -> tuple[str, RemoteCode
     ``trust_remote_code`` (one line naming the flag; a preset never implies it). With the flag,
     ``progress`` is told which files will run and their revision. Returns (source, code)."""
     _quiet_transformers()
+    check_revision(spec.name, spec.revision)
     source = resolve_source(spec.name)
     found = preset(spec.name)
     if found is not None and spec.kind != "rm":

@@ -29,24 +29,60 @@ def parse_max_memory(text: str | None) -> tuple[tuple[str, str], ...] | None:
     return tuple(pairs)
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_device(name: str | None) -> torch.device | None:
+    """``--device`` as a ``torch.device`` that exists on this machine (None: automatic), else
+    ``UserError`` (an unknown name, CUDA or MPS where there is none, a GPU index too high)."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(
+            f"--device {name!r}: not a device name (use cpu, cuda, cuda:1, mps)"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"--device {name}: CUDA is not available on this machine; use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(
+                f"--device {name}: MPS is not available on this machine; use --device cpu"
+            )
+    elif device.type != "cpu":
+        raise UserError(f"--device {name!r}: use cpu, cuda[:N] or mps")
+    return device
+
+
+def check_dtype(name: str | None) -> torch.dtype | None:
+    """``--dtype`` as a floating ``torch.dtype`` (None: automatic), else ``UserError``."""
+    if name is None:
+        return None
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype {name!r} (use {', '.join(DTYPES)})")
+    return getattr(torch, name)
+
+
 def resolve_device_dtype(spec) -> tuple[torch.device, torch.dtype]:
     """The device inputs go to and the compute dtype (see ``ModelSpec``)."""
-    try:
-        device = torch.device(spec.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise UserError(f"--device {spec.device!r}: not a device (cpu, cuda, cuda:1 ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {spec.device}: this machine has no CUDA device")
-    found: RMPreset | None = preset(spec.name)
-    if spec.dtype is None:
+    device = check_device(spec.device) or torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    dtype = check_dtype(spec.dtype)
+    if dtype is None:
+        found: RMPreset | None = preset(spec.name)
         if device.type == "cpu":
             dtype = torch.float32
         else:
             dtype = getattr(torch, found.dtype) if found else torch.bfloat16
-    else:
-        dtype = getattr(torch, spec.dtype, None)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise UserError(f"unknown dtype {spec.dtype!r} (use float32, bfloat16 or float16)")
     return device, dtype
 
 

@@ -48,6 +48,7 @@ class TrainConfig:
     eval_batch_size: int = 16
     max_pairs: int | None = None
     device: str | None = None
+    state_every_s: float = 300.0
     trust_remote_code: bool = False
     device_map: str | None = None
     max_memory: tuple[tuple[str, str], ...] | None = None
@@ -86,6 +87,12 @@ class TrainConfig:
             raise UserError("--checkpoint-every must be >= 0 (0: only before and after training)")
         if self.max_length < 16:
             raise UserError("--max-length must be at least 16 tokens")
+        if not self.lora_alpha > 0:
+            raise UserError(f"--lora-alpha must be positive (got {self.lora_alpha:g})")
+        if self.max_pairs is not None and self.max_pairs < 2:
+            raise UserError("--max-pairs must be at least 2")
+        if self.state_every_s < 0:
+            raise UserError("--state-every must be >= 0 seconds")
 
     def to_record(self) -> dict:
         return dataclasses.asdict(self)

@@ -21,6 +21,11 @@ at the end) are HF folders loadable by ``load_model(ModelSpec(path, kind="rm"))`
 ``valuebias_checkpoint.json`` (step, held-out accuracy, training record). Everything is seeded:
 the head, the adapters, the train/held-out split and the batch order.
 
+Resume (``interp.training.resume``): at every checkpoint and at most every
+``state_every_s`` seconds between, the whole training state is saved in ``out_dir``; a run
+started again on the same ``out_dir`` with the same config and pairs continues from the last
+saved state and ends with the same weights as an uninterrupted run.
+
 Units: rewards are the RM's raw scalar; losses are nats per pair; accuracy is the fraction of
 held-out pairs with ``r_chosen > r_rejected`` (ties count one half).
 """
@@ -38,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from interp.atomic import write_json
 from interp.errors import UserError
 from interp.models.loading import LoadedModel
 from interp.progress import NoProgress, Progress
@@ -50,6 +56,16 @@ from interp.training.checkpoints import (
 from interp.training.config import TrainConfig
 from interp.training.lora import attach_lora
 from interp.training.pairs import EncodedPairs, PreferencePair, encode_pairs, split_indices
+from interp.training.record import checkpoint_row, training_record
+from interp.training.resume import (
+    ResumeState,
+    checkpoint_from,
+    checkpoint_record,
+    clear_state,
+    load_state,
+    restore,
+    save_state,
+)
 from interp.training.rewards import (
     FrozenTrunk,
     PairRewards,
@@ -149,56 +165,6 @@ def _prepare(
     )
 
 
-def _record(prep: _Prepared, config: TrainConfig, data_record: dict | None, schedule) -> dict:
-    """The training record (``train_record.json``) before any step."""
-    encoded = prep.encoded
-    steps_per_epoch, total_steps, warmup = schedule
-    return {
-        "base": prep.loaded.provenance(),
-        "head_init": prep.head_init,
-        "config": config.to_record(),
-        "data": data_record or {},
-        "encoding": {
-            "template_mode": encoded.template_mode,
-            "n_pairs_given": prep.n_given,
-            "n_pairs_used": len(encoded),
-            "n_truncated": encoded.n_truncated,
-            "n_dropped_identical_after_truncation": encoded.n_dropped_identical,
-            "ids_sha256": encoded.digest(),
-            "truncation": "context keeps its last max_length//2 tokens (and BOS); responses are "
-            "cut at the end; the closing ids are always kept",
-        },
-        "split": {
-            "n_train": len(prep.train_idx),
-            "n_eval": len(prep.eval_idx),
-            "seed": config.seed,
-        },
-        "trainable_parameters": int(sum(p.numel() for p in prep.params)),
-        "total_parameters": int(sum(p.numel() for p in prep.loaded.model.parameters())),
-        "loss": "Bradley-Terry: mean -logsigmoid(r_chosen - r_rejected)",
-        "optimiser": f"AdamW(lr={config.lr}, weight_decay={config.weight_decay}), "
-        f"linear warm-up over {warmup} steps then constant, grad-norm clip {config.max_grad_norm}",
-        "frozen_trunk_cache": prep.trunk is not None,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": total_steps,
-    }
-
-
-def _checkpoint_row(c: Checkpoint) -> dict:
-    return {
-        "step": c.step,
-        "epoch": round(c.epoch, 4),
-        "path": str(c.path) if c.path else None,
-        "heldout_accuracy": c.eval.accuracy,
-        "heldout_loss": c.eval.loss,
-        "heldout_margin": c.eval.margin,
-        "n_heldout": c.eval.n_pairs,
-        "train_loss": c.train_loss,
-        "train_accuracy": c.train_accuracy,
-        "seconds": round(c.seconds, 2),
-    }
-
-
 class _Loop:
     """One training run: the optimiser and schedule, the step loop and the checkpoints."""
 
@@ -230,6 +196,43 @@ class _Loop:
         self.window_losses: list[float] = []
         self.window_correct: list[float] = []
         self.t0 = time.perf_counter()
+        self.named = {n: p for n, p in prep.loaded.model.named_parameters() if p.requires_grad}
+        self.last_state = time.perf_counter()
+
+    def must_match(self) -> dict:
+        """What a resumed run must share with the interrupted one."""
+        config = {
+            k: v for k, v in self.config.to_record().items() if k not in ("device", "state_every_s")
+        }
+        return {
+            "config": config,
+            "ids_sha256": self.prep.encoded.digest(),
+            "train_idx": [int(i) for i in self.prep.train_idx],
+            "base_fingerprint": self.record["base"]["fingerprint"],
+        }
+
+    def save_state(self, step: int, epoch: int, batch: int, epoch_rng: dict) -> None:
+        state = ResumeState(
+            step=step, epoch=epoch, batch=batch, epoch_rng=epoch_rng,
+            scheduler=self.scheduler.state_dict(), param_groups=[],
+            window_losses=list(self.window_losses), window_correct=list(self.window_correct),
+            checkpoints=[checkpoint_record(c) for c in self.checkpoints],
+            extras={str(k): v for k, v in self.extras.items()}, must_match=self.must_match(),
+            tensors_file="",
+        )  # fmt: skip
+        save_state(self.out_dir, state, self.named, self.optimiser)
+        self.last_state = time.perf_counter()
+
+    def resume_from(self, state: ResumeState, tensors: dict) -> None:
+        if state.must_match != json.loads(json.dumps(self.must_match())):
+            raise UserError(
+                f"{self.out_dir} holds an unfinished training run with other settings or data; "
+                "rerun with the original settings to resume, or pass --overwrite to start again"
+            )
+        restore(state, tensors, self.named, self.optimiser, self.scheduler)
+        self.window_losses, self.window_correct = state.window_losses, state.window_correct
+        self.checkpoints = [checkpoint_from(r) for r in state.checkpoints]
+        self.extras = {int(k): v for k, v in state.extras.items()}
 
     def _saves(self, step: int) -> bool:
         mode = self.config.save_checkpoints
@@ -288,21 +291,38 @@ class _Loop:
         self.window_losses.append(float(loss.detach()))
         self.window_correct.append(float((r_c > r_r).float().mean()))
 
-    def run(self, progress: Progress) -> None:
+    def run(self, progress: Progress, state: ResumeState | None = None) -> None:
+        """All epochs; from ``state`` (a resumed run) or from the start."""
         config = self.config
         rng = np.random.default_rng(config.seed + 1)
         name = self.prep.loaded.name
         progress.start(self.total_steps + 1, f"training RM from {name} ({config.method})")
-        self.checkpoint(0)
+        if state is None:
+            self.checkpoint(0)
+            self.save_state(0, 0, 0, rng.bit_generator.state)
+            first = (0, 0)
+            step = 0
+        else:
+            rng.bit_generator.state = state.epoch_rng
+            first = (state.epoch, state.batch)
+            step = state.step
+            progress.advance(step)
         progress.advance()
-        step = 0
-        for _ in range(config.epochs):
+        for epoch in range(first[0], config.epochs):
+            epoch_rng = rng.bit_generator.state
             order = rng.permutation(self.prep.train_idx)
-            for start in range(0, len(order), config.batch_size):
+            starts = range(0, len(order), config.batch_size)
+            for batch, start in enumerate(starts):
+                if (epoch, batch) < first:
+                    continue
                 self.step(order[start : start + config.batch_size])
                 step += 1
-                if step in self.checkpoint_steps:
+                at_checkpoint = step in self.checkpoint_steps
+                if at_checkpoint:
                     self.checkpoint(step)
+                due = time.perf_counter() - self.last_state >= config.state_every_s
+                if (at_checkpoint or due) and step < self.total_steps:
+                    self.save_state(step, epoch, batch + 1, epoch_rng)
                 progress.advance()
         progress.close()
         self.prep.loaded.model.eval()
@@ -332,12 +352,18 @@ def train_reward_model(
     total_steps = steps_per_epoch * config.epochs
     warmup = max(0, min(config.warmup_steps, total_steps - 1))
     schedule = (steps_per_epoch, total_steps, warmup)
-    record = _record(prep, config, data_record, schedule)
+    record = training_record(prep, config, data_record, schedule)
     loop = _Loop(prep, config, out_dir, record, schedule, on_checkpoint)
-    loop.run(progress)
-    record["checkpoints"] = [_checkpoint_row(c) for c in loop.checkpoints]
+    saved = load_state(out_dir)
+    if saved is not None:
+        loop.resume_from(*saved)
+        progress.note(f"resuming the training in {out_dir} after step {saved[0].step}")
+        record["resumed_after_step"] = saved[0].step
+    loop.run(progress, saved[0] if saved is not None else None)
+    record["checkpoints"] = [checkpoint_row(c) for c in loop.checkpoints]
     record["seconds"] = round(time.perf_counter() - loop.t0, 2)
     if loop.extras:
         record["checkpoint_extras"] = loop.extras
-    (out_dir / "train_record.json").write_text(json.dumps(record, indent=1, default=str))
+    write_json(record, out_dir / "train_record.json")
+    clear_state(out_dir)
     return TrainResult(out_dir, tuple(loop.checkpoints), record, loop.extras)

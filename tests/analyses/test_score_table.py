@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -186,5 +187,50 @@ def test_schema_errors(tmp_path):
         read_score_table(tmp_path / "none.parquet")
     junk = tmp_path / "junk.parquet"
     junk.write_text("not parquet")
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match="not a readable Parquet file"):
         read_score_table(junk)
+
+
+def _vocabulary_table(tokenizer, model: str) -> pd.DataFrame:
+    """A score table holding every token of ``tokenizer`` as a response, as a sweep writes it."""
+    from interp.prompts import Prompt
+    from interp.score_rows import score_rows
+
+    ids = list(range(len(tokenizer)))
+    return score_rows(
+        model=model, family="x", kind="lm", prompt=Prompt("best_ever_one", "What?", "positive"),
+        responses=[tokenizer.decode([i]) for i in ids], scores=np.linspace(-30.0, 0.0, len(ids)),
+        token_ids=ids, raw_token=tokenizer.convert_ids_to_tokens(ids), n_tokens=1,
+        template="chat",
+    )  # fmt: skip
+
+
+def test_csv_quotes_every_text_field(tmp_path):
+    table = _small_table().assign(response=["\r", 'say "hi", twice', "line\nbreak"])
+    path = write_score_table(table, tmp_path / "t.csv")
+    text = path.read_bytes()
+    assert b'"\r"' in text and b'"say ""hi"", twice"' in text
+    back = read_score_table(path)
+    assert list(back["response"]) == ["\r", 'say "hi", twice', "line\nbreak"]
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma3-270m"])
+def test_csv_round_trip_over_the_whole_vocabulary(name, tmp_path):
+    """Every token of both embedded tokenizers (including SmolLM2's "\\r", id 201) reads back
+    from a CSV score table exactly as written."""
+    from transformers import AutoTokenizer
+
+    from interp.models import zoo
+
+    tokenizer = AutoTokenizer.from_pretrained(str(zoo.fetch_embedded(name)))
+    table = _vocabulary_table(tokenizer, name)
+    path = write_score_table(table, tmp_path / "vocab.csv")
+    back = read_score_table(path)
+    assert len(back) == len(table) == len(tokenizer)
+    assert list(back["response"]) == list(table["response"])
+    assert list(back["raw_token"]) == list(table["raw_token"])
+    assert back["token_id"].tolist() == table["token_id"].tolist()
+    np.testing.assert_array_equal(back["score"].to_numpy(), table["score"].to_numpy())
+    if name.startswith("smollm2"):
+        assert back.loc[back["token_id"] == 201, "response"].item() == "\r"

@@ -16,7 +16,7 @@ def _run(args):
     [
         (["score", "--model", "no-such-model", "--responses", "vocab"], "unknown model"),
         (["score", "--model", "{tmp}", "--responses", "vocab"], "not a model folder"),
-        (["score", "--model", "{tiny}", "--responses", "{empty}"], "no words to score"),
+        (["score", "--model", "{tiny}", "--responses", "{empty}"], "holds only blank lines"),
         (["score", "--model", "{tiny}", "--responses", "vocab", "--shard", "3/2"], "--shard 3/2"),
         (
             ["score", "--model", "{tiny}", "--as", "rm", "--responses", "vocab"],

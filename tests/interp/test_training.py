@@ -135,8 +135,8 @@ def test_preference_files(tmp_path):
 def test_default_data_is_verified(tmp_path, monkeypatch):
     monkeypatch.setenv("VALUEBIAS_CACHE", str(tmp_path / "cache"))
 
-    def fake_download(requirement, dest):
-        sdist = dest / "llamafactory-0.9.5.tar.gz"
+    def fake_download(dist, dest):
+        sdist = dest / dist.filename
         payload = b'[{"conversations": [], "chosen": "a", "rejected": "b"}]'
         with tarfile.open(sdist, "w:gz") as tf:
             info = tarfile.TarInfo("llamafactory-0.9.5/data/dpo_en_demo.json")
@@ -144,8 +144,8 @@ def test_default_data_is_verified(tmp_path, monkeypatch):
             tf.addfile(info, io.BytesIO(payload))
         return sdist
 
-    with pytest.raises(UserError, match="sha256"):
-        pdata.fetch_default_data(download=fake_download)
+    with pytest.raises(UserError, match="sha256 .* expected 1702c0bf.*refusing to open it"):
+        pdata.fetch_default_data(transport=fake_download)
 
 
 @pytest.mark.embedded
