@@ -49,7 +49,8 @@ from analyses.stats.implicit_reward import (
 )
 from analyses.stats.stage2 import stage2
 from interp.atomic import RunFolder, atomic_path
-from interp.models.loading import LoadedModel, ModelSpec, check_device, load_model
+from interp.models.loading import LoadedModel, ModelSpec, load_model
+from interp.models.placement import check_device
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
 from interp.scoring import next_token_logprobs

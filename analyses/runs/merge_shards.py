@@ -80,6 +80,7 @@ def run_merge_shards(
 
 
 def _merge(paths: list[Path], out: Path) -> ScoreRun:
+    tables = [read_score_table(p) for p in paths]  # each read whole and checked against its digest
     records = [read_provenance(p) for p in paths]
     fingerprints = {(r.get("model") or {}).get("fingerprint") for r in records}
     if len(fingerprints) > 1:
@@ -89,7 +90,7 @@ def _merge(paths: list[Path], out: Path) -> ScoreRun:
     if len({json.dumps(r.get("prompts"), sort_keys=True) for r in records}) > 1:
         raise UserError("shards were scored on different prompts")
     order = check_coverage(records, paths)
-    tables = [read_score_table(paths[i]) for i in order]  # each checked against its digest
+    tables = [tables[i] for i in order]
     keys = list(dict.fromkeys(k for t in tables for k in t["prompt_key"]))
     merged = pd.concat(
         [t[t["prompt_key"] == k] for k in keys for t in tables], ignore_index=True

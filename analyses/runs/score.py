@@ -227,7 +227,7 @@ def run_score(settings: ScoreSettings, *, progress: Progress | None = None) -> S
         return ScoreRun(out, (out,), done, n_rows=int(done.get("rows", 0)), model=s.model,
                         n_units=len(plan.units))  # fmt: skip
     parts = Parts(parts_folder(out), plan)
-    parts.open(overwrite=s.overwrite)
+    existed = parts.open(overwrite=s.overwrite)
     _agree_on_plan(plan, worker)
     computer = ScoreUnits(
         spec, tuple(prompts), response_set.responses, s.batch_size, progress=progress
@@ -239,7 +239,12 @@ def run_score(settings: ScoreSettings, *, progress: Progress | None = None) -> S
                               actors=s.ray_actors, lease_s=s.lease_s, progress=progress)  # fmt: skip
     else:
         if parts.n_done() < len(plan.units):
-            computer.model()  # load (and self-check) before any work starts: errors come first
+            try:  # load (and self-check) before any work starts: errors come first
+                computer.model()
+            except BaseException:
+                if not existed and parts.n_done() == 0:
+                    parts.remove()  # nothing was done: leave no trace of a refused run
+                raise
         units = run_units(plan, parts, computer, worker, lease_s=s.lease_s, poll_s=s.poll_s,
                           finished_elsewhere=lambda: _complete(out, plan), progress=progress)  # fmt: skip
     if not worker.assembles:

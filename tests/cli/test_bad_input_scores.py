@@ -124,7 +124,7 @@ def test_score_output_refused_before_the_model_loads(out, expected, paths, tmp_p
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the output was checked")
 
-    monkeypatch.setattr(score_run, "load_model", no_model)
+    monkeypatch.setattr(score_run, "model_identity", no_model)  # the first look at the model
     args = ["score", "--model", "{lm}", "--responses", "{words.csv}", "--out", out]
     check_case(args, expected, paths, tmp_path / "never")
 
