@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from analyses.runs import (
+    audit,
     cache_activations,
     compare_probes,
     demo,
@@ -210,6 +211,7 @@ for _group, _name, _settings, _run in (
     (main, "train-rm", train_rm.TrainRmSettings, train_rm.run_train_rm),
     (main, "patch", patch.PatchSettings, patch.run_patch),
     (main, "value-lens", value_lens.ValueLensSettings, value_lens.run_value_lens),
+    (main, "audit", audit.AuditSettings, audit.run_audit),
     (main, "demo", demo.DemoSettings, demo.run_demo),
 ):  # fmt: skip
     command(_group, _name, _settings, _run)
