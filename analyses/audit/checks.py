@@ -101,9 +101,8 @@ def _samples(config: AuditConfig, results: dict) -> list[Caveat]:
     n_prompts = len(prompts.get("keys", []))
     if n_prompts and n_prompts < MIN_PROMPTS:
         out.append(Caveat("few-prompts", "note", f"Only {n_prompts} prompts: the prompt-level "
-                          f"tests have little power (the smallest possible sign-flip p with "
-                          f"{n_prompts} prompt(s) per framing is at least "
-                          f"{format_number(2 / 2 ** n_prompts, 'p')})."))  # fmt: skip
+                          "tests have little power (with n prompts in a framing, a two-sided "
+                          "sign-flip p cannot go below 2 / 2^n)."))  # fmt: skip
     words = results.get("0-inputs/words", {}).get("words_per_category", {})
     small = {k: v for k, v in words.items() if v < MIN_WORDS}
     if small:

@@ -222,14 +222,20 @@ class AuditConfig:
         return out
 
     def enabled(self, stage: str) -> bool:
-        """Whether ``stage`` runs: chosen, and its optional input given."""
+        """Whether ``stage`` runs (see ``skip_reason``)."""
+        return self.skip_reason(stage) is None
+
+    def skip_reason(self, stage: str) -> str | None:
+        """Why ``stage`` does not run, or None when it does."""
         if stage not in self.stages:
-            return False
-        if stage == "implicit-reward":
-            return bool(self.versus)
-        if stage == "token-sweep":
-            return self.token_sweep
-        return True
+            return "not run (not among --stages)"
+        if stage == "implicit-reward" and not self.versus:
+            return "not run (give --versus LM to run it)"
+        if stage == "token-sweep" and not self.token_sweep:
+            return "not run (give --token-sweep to run it)"
+        if stage in ("value-lens", "patching") and self.rm_random_head is not None:
+            return "not run: the value lens and patching read the RM's own trained score head"
+        return None
 
 
 QUICK: dict[str, Any] = {

@@ -99,7 +99,11 @@ def _compare_step(inputs: AuditInputs, ledger: Ledger, progress) -> Step:
         )
         table = pd.read_parquet(folder / "compare.parquet")
         cols = [c for c in _COMPARE_COLUMNS if c in table]
-        notes = [n.replace(str(ledger.root) + "/", "") for n in result.summary["notes"]]
+        notes = [  # the base's seeded head is only the wrapper its activations were read through
+            n.replace(str(ledger.root) + "/", "")
+            for n in result.summary["notes"]
+            if not (str(base) in n and "random head" in n)
+        ]
         return {"layers": table[cols].to_dict("records"), "notes": notes,
                 "a": "base", "b": "rm"}  # fmt: skip
 

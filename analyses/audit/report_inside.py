@@ -150,21 +150,20 @@ def inside_sections(root: Path, config: AuditConfig, inputs: AuditInputs, result
         tables.insert(0, Table("value-lens", "Value-lens gap per depth", ("model", "depth",
                                "gap (reward units)", "95% CI"), rows, collapsed=True))  # fmt: skip
     if not (figures or tables):
-        return [
-            Section("inside", INSIDE, status="not run (--stages)"),
-            _token_section(results),
-        ], tests
+        reasons = {config.skip_reason(s) for s in ("probes", "value-lens", "patching")}
+        status = "; ".join(sorted(r for r in reasons if r)) or "not run"
+        return [Section("inside", INSIDE, status=status), _token_section(config, results)], tests
     notes = (results.get("4-probes/compare") or {}).get("notes", [])
     paragraphs += [f"Probe comparison note: {n}" for n in notes]
     section = Section("inside", INSIDE, tuple(paragraphs), tuple(figures), tuple(tables))
-    return [section, _token_section(results)], tests
+    return [section, _token_section(config, results)], tests
 
 
-def _token_section(results: dict) -> Section:
+def _token_section(config: AuditConfig, results: dict) -> Section:
     title = "7. Every vocabulary token as a one-token answer"
     tokens = results.get("7-token-sweep/sweep")
     if not tokens:
-        return Section("stage-7", title, status="not run (give --token-sweep to run it)")
+        return Section("stage-7", title, status=config.skip_reason("token-sweep") or "not run")
     cols = ("token id", "token", "mean reward", "lexicon category")
     top = tuple(
         (r["token_id"], repr(r["response"]), r["score"], r["category"]) for r in tokens["top"]

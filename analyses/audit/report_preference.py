@@ -102,7 +102,8 @@ def preference_sections(root: Path, config: AuditConfig, inputs: AuditInputs, re
         tests += contrast_tests(S1, rm["contrasts"], "RM rewards")
         tests += rank_tests(S1, rm["rank_gaps"], "RM rewards")
     else:
-        sections.append(Section("stage-1", "1. The RM's preference", status="not run (--stages)"))
+        sections.append(Section("stage-1", "1. The RM's preference",
+                                status=config.skip_reason("rm-preference") or "not run"))  # fmt: skip
     base = results.get("2-base-preference/analysis")
     inh = results.get("2-base-preference/inheritance")
     if base and inh and rm:
@@ -155,16 +156,18 @@ def preference_sections(root: Path, config: AuditConfig, inputs: AuditInputs, re
         tests += correlation_tests(S2, inh["correlations"])
     else:
         sections.append(Section("stage-2", "2. The base model's preference, and what the RM "
-                                "inherited", status="not run (--stages)"))  # fmt: skip
-    sections.append(_implicit_section(root, results, tests))
+                                "inherited", status=config.skip_reason("base-preference")
+                                or "not run"))  # fmt: skip
+    sections.append(_implicit_section(root, config, results, tests))
     return sections, tests
 
 
-def _implicit_section(root: Path, results: dict, tests: list[TestEntry]) -> Section:
+def _implicit_section(root: Path, config: AuditConfig, results: dict,
+                      tests: list[TestEntry]) -> Section:  # fmt: skip
     title = "3. Implicit reward of the base against a second LM (MWLR)"
     mwlr = results.get("3-implicit-reward/mwlr")
     if not mwlr:
-        return Section("stage-3", title, status="not run (give --versus LM to run it)")
+        return Section("stage-3", title, status=config.skip_reason("implicit-reward") or "not run")
     if "not_possible" in mwlr:
         return Section("stage-3", title, status=f"not possible: {mwlr['not_possible']}")
     tests += contrast_tests(S3, mwlr["comparison"], "MWLR")

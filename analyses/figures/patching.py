@@ -88,7 +88,6 @@ def _probe_panel(ax, curves: pd.DataFrame) -> None:
             g = g.sort_values("layer")
             handles += twin.plot(g["layer"].to_numpy(dtype=float) + 1.0, g["value"], ls="--",
                                  marker="s", ms=3, label=series, color=f"C{i + 4}")  # fmt: skip
-        twin.axhline(0, color="grey", lw=0.5, ls="--")
         twin.set_ylabel("cosine (dashed)")
     ax.set_title("(b) linear probes on resid_post at the last token (word-grouped CV)",
                  fontsize=9, loc="left")  # fmt: skip
@@ -118,10 +117,25 @@ def _effect_panel(ax, effects: pd.DataFrame) -> None:
     ax.axhline(0, color="grey", lw=0.8)
     if use_norm:
         ax.axhline(1, color="grey", lw=0.8, ls=":")
+        _clip_effect_axis(ax, eff[col].to_numpy(dtype=float), eff[lo], eff[hi])
     ax.set_ylabel(EFFECT_LABEL.replace(" (", "\n(") if use_norm else "gap change\n(reward units)")
     ax.set_title("(c) patching the base model's activation into the RM, all positions",
                  fontsize=9, loc="left")  # fmt: skip
     ax.legend(fontsize=7, loc="best", title="patched site", title_fontsize=7)
+
+
+def _clip_effect_axis(ax, y: np.ndarray, lo, hi, limit: float = 3.0) -> None:
+    """Keep normalised effects readable: show [-0.25, 1.25] and every point, and intervals up to
+    ``limit``; intervals beyond the panel are clipped (said in the panel)."""
+    y = y[np.isfinite(y)]
+    if not len(y):
+        return
+    bottom = min(-0.25, float(y.min()) - 0.1, max(float(np.nanmin(lo)), -limit))
+    top = max(1.25, float(y.max()) + 0.1, min(float(np.nanmax(hi)), limit))
+    ax.set_ylim(bottom, top)
+    if np.nanmin(lo) < bottom or np.nanmax(hi) > top:
+        ax.text(0.01, 0.03, "intervals clipped at the panel's edge", transform=ax.transAxes,
+                fontsize=7, color="grey")  # fmt: skip
 
 
 def layerwise_figure(

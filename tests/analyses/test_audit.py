@@ -12,8 +12,9 @@ import pytest
 from scipy import stats as sps
 
 from analyses.runs.audit import run_audit
+from tests.analyses.conftest import TINY_AGENCY as AGENCY
+from tests.analyses.conftest import TINY_COMMUNION as COMMUNION
 from tests.analyses.conftest import tiny_settings
-from tests.helpers import AGENCY, COMMUNION
 
 STEPS = (
     "0-inputs/words", "0-inputs/prompts", "1-rm-preference/scores", "1-rm-preference/analysis",
@@ -59,7 +60,7 @@ def test_answer_numbers_equal_a_computation_by_hand(tiny_audit):
     words = list(AGENCY + COMMUNION)
     rho = sps.spearmanr(base_means[words], rm_means[words]).statistic
     assert numbers["rho"].value == pytest.approx(rho)
-    assert numbers["n_words"].value == 12
+    assert numbers["n_words"].value == 14
     # the RM's scores really are the RM's: rewards (not log-probs, which are all negative)
     assert rm["kind"].eq("rm").all() and base["score"].lt(0).all()
 
@@ -69,7 +70,10 @@ def test_every_test_is_written_out(tiny_audit):
     units = {t.unit for t in report.tests}
     assert units == {"word", "prompt"}
     sections = {t.section for t in report.tests}
-    assert {"1. RM preference", "2. Base preference and inheritance", "6. Patching"} <= sections
+    assert {"1. RM preference", "2. Base preference and inheritance", "3. Implicit reward",
+            "6. Patching"} <= sections  # fmt: skip
+    mwlr = tiny_audit.outcome.results["3-implicit-reward/mwlr"]
+    assert "not_possible" not in mwlr and mwlr["comparison"][0]["n_first"] == 2
     for t in report.tests:
         assert t.name and t.question and t.effect and t.correction and t.n and t.n > 0
         assert t.p is None or 0 < t.p <= 1
@@ -102,7 +106,7 @@ def test_rerun_skips_every_step_and_rewrites_the_same_report(tiny_audit, tiny_pa
     shutil.copytree(tiny_audit.out, out)
     before = (out / "report.html").read_bytes()
     (out / "report.html").unlink()
-    again = run_audit(tiny_settings(tiny_pair, out, versus=tiny_pair["base"], token_sweep=True))
+    again = run_audit(tiny_settings(tiny_pair, out, versus=tiny_pair["versus"], token_sweep=True))
     assert all(o.startswith("skipped") for o in again.outcome.outcomes.values())
     assert (out / "report.html").read_bytes() == before
 
@@ -110,7 +114,7 @@ def test_rerun_skips_every_step_and_rewrites_the_same_report(tiny_audit, tiny_pa
 def test_a_changed_setting_redoes_only_what_depends_on_it(tiny_audit, tiny_pair, tmp_path):
     out = tmp_path / "changed"
     shutil.copytree(tiny_audit.out, out)
-    again = run_audit(tiny_settings(tiny_pair, out, versus=tiny_pair["base"], token_sweep=True,
+    again = run_audit(tiny_settings(tiny_pair, out, versus=tiny_pair["versus"], token_sweep=True,
                                     bootstrap=60))  # fmt: skip
     done = {k for k, o in again.outcome.outcomes.items() if not o.startswith("skipped")}
     assert "1-rm-preference/scores" not in done and "4-probes/rm-acts" not in done
@@ -143,7 +147,7 @@ class Interrupt:
 
 def test_interrupted_audit_resumes_to_the_identical_report(tiny_audit, tiny_pair, tmp_path):
     out = tmp_path / "interrupted"
-    settings = tiny_settings(tiny_pair, out, versus=tiny_pair["base"], token_sweep=True)
+    settings = tiny_settings(tiny_pair, out, versus=tiny_pair["versus"], token_sweep=True)
     with pytest.raises(KeyboardInterrupt):
         run_audit(settings, progress=Interrupt("base-acts", after=2))
     step = json.loads((out / "4-probes" / "base-acts" / "step.json").read_text())
@@ -155,3 +159,19 @@ def test_interrupted_audit_resumes_to_the_identical_report(tiny_audit, tiny_pair
     assert outcomes["4-probes/compare"] == "ran"
     for name in ("report.json", "report.html"):
         assert (out / name).read_bytes() == (tiny_audit.out / name).read_bytes(), name
+
+
+def test_a_subset_of_stages_and_a_random_head(tiny_pair, tmp_path):
+    out = tmp_path / "subset"
+    stages = ("rm-preference", "base-preference", "patching")
+    run = run_audit(tiny_settings(tiny_pair, out, stages=stages, rm_random_head=3))
+    assert {k.split("/")[0] for k in run.outcome.outcomes} == {
+        "0-inputs", "1-rm-preference", "2-base-preference"
+    }  # fmt: skip
+    report = run.outcome.report
+    sections = {s.key: s.status for s in report.sections}
+    assert sections["stage-1"] == "ran" and sections["stage-3"].startswith("not run")
+    assert "trained score head" in sections["inside"]
+    assert "random-head" in {c.key for c in report.caveats}
+    assert report.numbers()["rm_d_positive"].value is not None
+    assert "Where inside: the internal stages" in report.answer[2]
