@@ -68,6 +68,12 @@ class AuditConfig:
     out: Path = option(
         Path("audit-out"), "--out", kind="path", help="Output folder (one audit; rerun to resume)."
     )
+    rm_label: str | None = option(
+        None,
+        "--rm-label",
+        help="How the report names the RM [its name, or its folder's last two parts].",
+    )
+    base_label: str | None = option(None, "--base-label", help="How the report names the base.")
     rm_revision: str | None = option(None, "--rm-revision", help="RM revision (HF ids).")
     base_revision: str | None = option(None, "--base-revision", help="Base revision (HF ids).")
     rm_random_head: int | None = option(
@@ -241,7 +247,7 @@ class AuditConfig:
 QUICK: dict[str, Any] = {
     "max_prompts": 2,
     "internal_prompts": 2,
-    "patch_prompts": 2,
+    "patch_prompts": 1,
     "words_per_category": 12,
     "probe_folds": 3,
     "permutations": 1000,

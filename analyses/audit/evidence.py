@@ -39,25 +39,28 @@ def contrast_tests(section: str, rows: list[dict], what: str) -> list[TestEntry]
     ]
 
 
+def _from_records(section: str, question: str, effect: str, estimate: dict, test: dict,
+                  unit: str) -> TestEntry:  # fmt: skip
+    """A ``TestEntry`` from an ``Estimate`` and a ``Test`` as recorded (``dataclasses.asdict``)."""
+    return TestEntry(
+        section=section, name=test["name"], question=question, unit=unit, n=test["n"],
+        effect=effect, value=estimate["value"], ci_low=estimate["low"], ci_high=estimate["high"],
+        statistic=test["statistic"], p=test["p"], p_adjusted=test["p_adjusted"],
+        correction=test["correction"], family=test["family"],
+    )  # fmt: skip
+
+
 def rank_tests(section: str, rows: list[dict], what: str) -> list[TestEntry]:
     """Prompt-level median-rank gaps (``analyses.audit.preference._rank_row`` records)."""
     return [
-        TestEntry(
-            section=section,
-            name=r["test"]["name"],
-            question=f"{what}: is the median rank of {r['first']} words different from "
-            f"{r['second']} words' (rank 1 = best), {r['framing']} prompts?",
-            unit="prompt",
-            n=r["test"]["n"],
-            effect=f"mean median-rank gap ({r['first']} - {r['second']}; < 0: {r['first']} preferred)",
-            value=r["gap"]["value"],
-            ci_low=r["gap"]["low"],
-            ci_high=r["gap"]["high"],
-            statistic=r["test"]["statistic"],
-            p=r["test"]["p"],
-            p_adjusted=r["test"]["p_adjusted"],
-            correction=r["test"]["correction"],
-            family=r["test"]["family"],
+        _from_records(
+            section,
+            f"{what}: is the median rank of {r['first']} words different from {r['second']} "
+            f"words' (rank 1 = best), {r['framing']} prompts?",
+            f"mean median-rank gap ({r['first']} - {r['second']}; < 0: {r['first']} preferred)",
+            r["gap"],
+            r["test"],
+            "prompt",
         )  # fmt: skip
         for r in rows
     ]
@@ -66,21 +69,13 @@ def rank_tests(section: str, rows: list[dict], what: str) -> list[TestEntry]:
 def correlation_tests(section: str, rows: list[dict]) -> list[TestEntry]:
     """Spearman's rho between the base's and the RM's word preferences."""
     return [
-        TestEntry(
-            section=section,
-            name=r["test"]["name"],
-            question=f"Do the base's and the RM's word preferences agree, {r['framing']} prompts?",
-            unit="word",
-            n=r["test"]["n"],
-            effect="Spearman's rho",
-            value=r["rho"]["value"],
-            ci_low=r["rho"]["low"],
-            ci_high=r["rho"]["high"],
-            statistic=r["test"]["statistic"],
-            p=r["test"]["p"],
-            p_adjusted=r["test"]["p_adjusted"],
-            correction=r["test"]["correction"],
-            family=r["test"]["family"],
+        _from_records(
+            section,
+            f"Do the base's and the RM's word preferences agree, {r['framing']} prompts?",
+            "Spearman's rho",
+            r["rho"],
+            r["test"],
+            "word",
         )  # fmt: skip
         for r in rows
     ]

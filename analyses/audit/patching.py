@@ -32,27 +32,25 @@ EFFECT_COLUMNS = (
 )  # fmt: skip
 
 
-def _strength(effects: pd.DataFrame) -> pd.Series:
-    col = "normalised_effect" if effects["normalised_effect"].notna().any() else "delta_gap"
-    return effects[col].abs().fillna(0.0)
-
-
 def effect_layers(effects: pd.DataFrame, k: int) -> list[int]:
-    """The ``k`` blocks where the all-positions effect is: for a component (``attn_out``,
-    ``mlp_out``) its own effect; for the residual stream (cumulative: patching ``resid_pre`` of
-    block b replaces everything below b) the change from block b to b + 1. Ties keep the lower
-    block; returned in increasing order."""
-    eff = effects[effects["position"] == "all"].copy()
-    eff["strength"] = _strength(eff)
+    """The ``k`` blocks where the all-positions effect is. A component (``attn_out``,
+    ``mlp_out``) scores its own |effect|. The residual stream is cumulative (patching
+    ``resid_pre`` of block b replaces everything below b), so block b scores the change of the
+    effect from b to the next patched block (after the last block the effect is the whole move:
+    1 normalised, ``source_gap - clean_gap`` raw). Ties keep the lower block; the blocks are
+    returned in increasing order."""
+    eff = effects[effects["position"] == "all"]
+    normalised = eff["normalised_effect"].notna().any()
+    col = "normalised_effect" if normalised else "delta_gap"
     score: dict[int, float] = {}
     for site, g in eff.groupby("site"):
-        s = g.set_index("layer")["strength"].sort_index()
+        values = g.set_index("layer").sort_index()[col].astype(float).fillna(0.0)
         if site in ("resid_pre", "resid_post"):
-            signed = g.set_index("layer").sort_index()
-            col = "normalised_effect" if signed["normalised_effect"].notna().any() else "delta_gap"
-            values = signed[col].fillna(0.0)
-            s = (values.shift(-1) - values).abs().fillna(values.abs())
-        for layer, v in s.items():
+            whole = 1.0 if normalised else float((g["source_gap"] - g["clean_gap"]).iloc[-1])
+            following = values.shift(-1)
+            following.iloc[-1] = whole
+            values = following - values
+        for layer, v in values.abs().items():
             score[int(layer)] = max(score.get(int(layer), 0.0), float(v))
     ranked = sorted(score, key=lambda layer: (-score[layer], layer))
     return sorted(ranked[:k])

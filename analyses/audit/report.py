@@ -101,11 +101,11 @@ def build_report(config: AuditConfig, root: Path, inputs: AuditInputs, results: 
                  extra: tuple[Section, ...] = (), extra_tests: tuple[TestEntry, ...] = (),
                  title: str | None = None) -> Report:  # fmt: skip
     """The whole report of the audit in ``root`` (figures are written to ``root/figures``)."""
-    names = (short_name(config.rm), short_name(config.base))
+    names = (config.rm_label or short_name(config.rm), config.base_label or short_name(config.base))
     meta = rm_training_meta(config.rm)
     sentences, numbers = answer(results, (config.gap.first, config.gap.second), *names)
     sections, tests = preference_sections(root, config, inputs, results, names)
-    figure_title = f"{names[1]} (base) -> {names[0]} (RM)"
+    figure_title = f"base: {names[1]}  ->  RM: {names[0]}"
     inside, inside_tests = inside_sections(root, config, inputs, results, figure_title)
     return Report(
         title=title or f"Audit: {names[0]} and its base {names[1]}",

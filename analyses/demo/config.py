@@ -34,11 +34,15 @@ AUDIT: dict = {
     "prompts": "paper54",
     "internal_prompts": 4,
     "patch_prompts": 2,
+    "patch_words_per_category": 16,
+    "position_last": 4,
     "permutations": 2000,
     "bootstrap": 1000,
     "seed": 0,
 }
-"""``AuditConfig`` fields of the full demo (all 54 prompts, every Big Two plain word)."""
+"""``AuditConfig`` fields of the full demo: all 54 prompts and every Big Two plain word for the
+preference stages, 4 prompts for probes and the value lens, 2 prompts x 16 + 16 words for the
+patching sweeps (the costly part on a CPU)."""
 
 AUDIT_QUICK: dict = {**AUDIT, **QUICK, "quick": True}
 """``demo --quick``: 2 prompts, 12 words per category, fewer resamples."""

@@ -37,7 +37,9 @@ def _audit(base: str, rm: DemoRm, out: Path, quick: bool, progress: Progress, ex
     values = dict(demo.AUDIT_QUICK if quick else demo.AUDIT)
     if stages:
         values["stages"] = stages
-    config = AuditSettings(rm=str(rm.checkpoint), base=base, out=out, **values).resolve()
+    label = f"demo RM from {base}"
+    config = AuditSettings(rm=str(rm.checkpoint), base=base, out=out, rm_label=label,
+                           **values).resolve()  # fmt: skip
     return run_audit_config(config, progress, extra=extra)
 
 

@@ -33,6 +33,8 @@ def format_number(value: float | None, style: str = "plain") -> str:
     ``int`` 42, ``percent`` 61 (a fraction times 100); NaN and None are ``n/a``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if value == 0:
+        value = 0.0  # never "-0"
     if style == "signed":
         return f"{value:+.2f}"
     if style == "p":

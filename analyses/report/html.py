@@ -104,25 +104,40 @@ def _kv(value: Any) -> str:
     return _e("n/a" if value is None else value)
 
 
+TEST_COLUMNS = ("test", "question", "unit", "n", "effect size", "95% CI", "statistic", "p",
+                "p adjusted", "correction (family)")  # fmt: skip
+FOLD_TESTS = 12
+"""A stage with more tests than this shows them folded (``<details>``)."""
+
+
+def _test_row(t) -> str:
+    ci = f"[{format_number(t.ci_low)}, {format_number(t.ci_high)}]"
+    corr = t.correction + (f" ({t.family})" if t.family else "")
+    cells = (t.name, t.question, t.unit, "n/a" if t.n is None else str(t.n),
+             f"{t.effect} = {format_number(t.value)}", ci, format_number(t.statistic),
+             format_number(t.p, "p"), format_number(t.p_adjusted, "p"), corr)  # fmt: skip
+    return "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
+
+
 def _tests(report: Report) -> str:
-    columns = ("stage", "test", "question", "unit", "n", "effect size", "95% CI", "statistic",
-               "p", "p adjusted", "correction (family)")  # fmt: skip
-    rows = []
+    head = "".join(f"<th>{_e(c)}</th>" for c in TEST_COLUMNS)
+    groups: dict[str, list] = {}
     for t in report.tests:
-        ci = f"[{format_number(t.ci_low)}, {format_number(t.ci_high)}]"
-        corr = t.correction + (f" ({t.family})" if t.family else "")
-        cells = (t.section, t.name, t.question, t.unit, "n/a" if t.n is None else str(t.n),
-                 f"{t.effect} = {format_number(t.value)}", ci, format_number(t.statistic),
-                 format_number(t.p, "p"), format_number(t.p_adjusted, "p"), corr)  # fmt: skip
-        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+        groups.setdefault(t.section, []).append(t)
+    parts = []
+    for i, (section, tests) in enumerate(groups.items()):
+        table = (f'<table id="tests-{i}"><thead><tr>{head}</tr></thead><tbody>'
+                 + "".join(_test_row(t) for t in tests) + "</tbody></table>")  # fmt: skip
+        title = f"{_e(section)}: {len(tests)} test{'s' if len(tests) != 1 else ''}"
+        if len(tests) > FOLD_TESTS:
+            parts.append(f"<details><summary>{title}</summary>{table}</details>")
+        else:
+            parts.append(f"<h3>{title}</h3>{table}")
     return (
         '<section id="tests"><h2>Every test</h2><p>Each row is one hypothesis test: the unit of '
         "inference is what was resampled or counted as independent; effect sizes carry 95% "
         "confidence intervals; p adjusted is p after the stated correction over the stated "
-        f'family.</p><table id="tests-table"><thead><tr>{head}</tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table></section>"
+        "family.</p>" + "".join(parts) + "</section>"
     )
 
 

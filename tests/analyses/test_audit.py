@@ -175,3 +175,36 @@ def test_a_subset_of_stages_and_a_random_head(tiny_pair, tmp_path):
     assert "random-head" in {c.key for c in report.caveats}
     assert report.numbers()["rm_d_positive"].value is not None
     assert "Where inside: the internal stages" in report.answer[2]
+
+
+def test_effect_layers_pick_where_the_effect_is():
+    from analyses.audit.patching import effect_layers
+
+    rows = []
+    curves = {"resid_pre": [0.0, 0.1, 0.8, 0.9], "attn_out": [0.05, 0.0, 0.3, 0.0],
+              "mlp_out": [0.0, 0.6, 0.0, 0.0]}  # fmt: skip
+    for site, values in curves.items():
+        for layer, v in enumerate(values):
+            rows.append({"site": site, "layer": layer, "position": "all", "normalised_effect": v,
+                         "delta_gap": v, "source_gap": 1.0, "clean_gap": 0.0})  # fmt: skip
+    effects = pd.DataFrame(rows)
+    # resid_pre increments 0.1, 0.7, 0.1, 0.1 (to 1 after the last block); components as given
+    assert effect_layers(effects, 2) == [1, 2]
+    assert effect_layers(effects, 1) == [1]
+    assert effect_layers(effects, 9) == [0, 1, 2, 3]
+
+
+def test_position_tokens_name_shared_tokens():
+    import torch
+
+    from analyses.audit.patching import position_tokens
+    from interp.patching.items import ItemGroup, Items
+
+    class Tok:
+        def decode(self, ids):
+            return {9: "<end>", 8: "\n", 3: "?"}.get(ids[0], "x")
+
+    groups = (ItemGroup((1, 2, 3), torch.tensor([[7, 8, 9], [6, 8, 9]]), (0, 1)),
+              ItemGroup((1, 2, 3), torch.tensor([[5, 5, 8, 9]]), (2,)))  # fmt: skip
+    labels = position_tokens(Items(groups, pd.DataFrame(), "chat"), Tok(), 4)
+    assert labels == {-1: "<end>", -2: "\\n", -3: "(word)", -4: "(varies)"}
