@@ -58,7 +58,7 @@ def _acts_step(config: AuditConfig, inputs: AuditInputs, ledger: Ledger, progres
 
     settings = {"model": model_identity(name, revision), "head": head, "device": config.device,
                 "site": PROBE_SITE, "positions": "last"}  # fmt: skip
-    weight = 1.5 * inputs.n_words * inputs.n_prompts["internal"]
+    weight = 10.0 + 1.5 * inputs.n_words * inputs.n_prompts["internal"]
     return Step("4-probes", f"{role}-acts", settings, run, ("0-inputs/words", "0-inputs/prompts"),
                 weight)  # fmt: skip
 
@@ -86,7 +86,7 @@ def _probe_step(config: AuditConfig, inputs: AuditInputs, ledger: Ledger, progre
                 "controls": config.probe_controls, "bootstrap": config.bootstrap,
                 "seed": config.seed}  # fmt: skip
     return Step("4-probes", f"{role}-probes", settings, run, (f"4-probes/{role}-acts",),
-                0.2 * inputs.n_words * inputs.n_prompts["internal"])  # fmt: skip
+                0.6 * inputs.n_words * inputs.n_prompts["internal"])  # fmt: skip
 
 
 def _compare_step(inputs: AuditInputs, ledger: Ledger, progress) -> Step:
@@ -129,7 +129,7 @@ def _lens_step(config: AuditConfig, inputs: AuditInputs, ledger: Ledger, progres
         "device": config.device,
     }  # fmt: skip
     needs = ("0-inputs/words", "0-inputs/prompts")
-    weight = 2.0 * inputs.n_words * inputs.n_prompts["internal"]
+    weight = 20.0 + 2.0 * inputs.n_words * inputs.n_prompts["internal"]
     return Step("5-value-lens", "lens", settings, run, needs, weight)
 
 

@@ -126,7 +126,7 @@ def _score_step(stage: str, config: AuditConfig, inputs: AuditInputs, ledger: Le
         "model": model_identity(name, revision), "kind": role,
         "random_head": config.rm_random_head if is_rm else None, "device": config.device,
     }  # fmt: skip
-    weight = inputs.n_words * inputs.n_prompts["all"]
+    weight = 10.0 + inputs.n_words * inputs.n_prompts["all"]  # + loading the model
     return Step(stage, "scores", settings, run, ("0-inputs/words", "0-inputs/prompts"), weight)
 
 
