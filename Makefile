@@ -14,14 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,scale]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-unit lint bench
+.PHONY: install demo test test-unit lint bench chromium
 install: $(STAMP)
+
+# the browser test of report.html needs Chromium (Debian package); best effort, else it is skipped
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update && apt-get install -y chromium; } || \
+	  echo "chromium not installed: the browser test of report.html will be skipped"
 
 demo: $(STAMP)
 	$(BIN)/python cli.py demo --out demo-out
 
 # every tier (unit, embedded, slow): what CI runs
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 # the unit tier only (tiny random models, about a minute)

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from analyses.runs import (
+    audit,
     cache_activations,
     compare_probes,
     demo,
@@ -244,6 +245,7 @@ for _group, _name, _settings, _run in (
     (main, "training-dynamics", training_dynamics.TrainingDynamicsSettings, training_dynamics.run_training_dynamics),
     (main, "patch", patch.PatchSettings, patch.run_patch),
     (main, "value-lens", value_lens.ValueLensSettings, value_lens.run_value_lens),
+    (main, "audit", audit.AuditSettings, audit.run_audit),
     (main, "demo", demo.DemoSettings, demo.run_demo),
 ):  # fmt: skip
     command(_group, _name, _settings, _run)

@@ -1,2 +1,3 @@
-"""The demo: every stage of the suite on the two embedded models (``config`` names them once;
-``stages`` runs one stage each; ``pipeline`` runs them in order into one folder)."""
+"""The demo: ``audit`` on the embedded default pair, then the paper's controlled comparison
+(``config`` names the models and settings once; ``rms`` trains and caches the demo RMs;
+``comparison`` builds the comparison section; ``pipeline`` runs it all into one folder)."""

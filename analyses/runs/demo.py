@@ -1,11 +1,17 @@
-"""``demo``: every stage of the suite on the two embedded models (offline) into one folder."""
+"""``demo``: ``audit`` on the embedded default pair, then the paper's controlled comparison (offline).
+
+The audited pair is ``smollm2-135m-instruct`` and an RM that ``train-rm`` makes from it (LoRA on
+every block's attention projections, cached after the first run); the controlled comparison
+trains an RM from ``gemma3-270m`` with the same data and settings (``analyses.demo``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analyses.demo.pipeline import STAGES, run_stages
+from analyses.demo.pipeline import DemoOutcome, run_demo_pipeline
+from analyses.report.content import format_number
 from analyses.runs.common import RunResult
 from analyses.runs.options import Settings, option
 from interp.progress import Progress
@@ -13,28 +19,36 @@ from interp.progress import Progress
 
 @dataclass(frozen=True, kw_only=True)
 class DemoSettings(Settings):
+    """Where to write, and whether to take only a first look."""
+
     out: Path = option(Path("demo-out"), "--out", kind="path", help="Output folder.")
-    stage: tuple[str, ...] = option(
-        (), "--stage", multiple=True, kind="choice", choices=tuple(STAGES), show_default=False,
-        help="Run only these stages (repeatable); default: all.",
-    )  # fmt: skip
+    quick: bool = option(False, "--quick", kind="flag",
+                         help="A first look (about 5 minutes): 2 prompts, 12 words per category, "
+                         "no controlled comparison.")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DemoRun(RunResult):
-    summary: dict = field(default_factory=dict, repr=False)
+    outcome: DemoOutcome | None = field(default=None, repr=False)
 
     def headline(self) -> str:
-        parts = [
-            f"[{stage}]\n{info['headline']}"
-            for stage, info in self.summary.items()
-            if isinstance(info, dict) and info.get("headline")
-        ]
-        return "\n\n".join([*parts, f"summary: {self.out / 'demo_summary.json'}"])
+        o = self.outcome
+        lines = []
+        for rm in o.rms:
+            a = rm.accuracy
+            lines.append(
+                f"demo RM from {rm.base} ({'trained now' if rm.trained_now else 'cached'}): "
+                f"held-out pairwise accuracy {format_number(a.value)} (Wilson 95% CI "
+                f"{format_number(a.low)} to {format_number(a.high)}, n = {a.n} pairs)"
+            )
+        lines += ["", *o.audit.report.answer_text(), ""]
+        lines += [f"{c.severity}: {c.text}" for c in o.audit.report.caveats
+                  if c.severity == "warning"]  # fmt: skip
+        lines.append(f"report: {self.out / 'report.html'} (and report.json)")
+        return "\n".join(lines)
 
 
 def run_demo(settings: DemoSettings, *, progress: Progress | None = None) -> DemoRun:
-    """Run every stage of the suite on the two embedded models (offline) into OUT."""
-    out = Path(settings.out)
-    summary = run_stages(out, progress, list(settings.stage) or None)
-    return DemoRun(out, (out / "demo_summary.json",), summary=summary)
+    """Audit the embedded default pair, then compare RMs from both embedded bases (offline)."""
+    outcome = run_demo_pipeline(Path(settings.out), settings.quick, progress)
+    return DemoRun(outcome.out, outcome.audit.files, outcome=outcome)
