@@ -11,6 +11,12 @@ evenly spaced between) on a few items; every score must equal its clean twin bit
 float32, or the sweep is refused. Both models get the same token ids (checked by sha256 per item
 group); the fast path never pads, so the tokenizers' padding sides play no part.
 
+Screen. ``--screen attribution`` first estimates every patch linearly from one backward pass
+(``interp.patching.attribution``) and, after the causal sweep, writes ``attribution_screen.csv``
+(estimate beside causal, per patch) and its agreement with causal patching per site
+(``analyses.stats.attribution_screen``: Spearman rho with CI, top patch). Causal patching remains
+the reported result.
+
 Files: ``patch_effects.csv`` (one row per patch), ``patch_items.parquet`` (per-example values),
 ``value_lens_gap.csv``, ``value_lens_items.parquet``, ``patch_summary.json``, and figures
 ``layerwise_bias.png/.svg`` (+ ``patch_heatmap.png/.svg`` for position sweeps).
@@ -28,6 +34,7 @@ from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
 from analyses.runs.common import RunResult, WordContrastChoice, short_name, write_json, write_table
 from analyses.runs.options import at_least, comma_list, option
+from analyses.stats.attribution_screen import screen_agreement, screen_table
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import (
     describe_test,
@@ -39,6 +46,7 @@ from analyses.stats.patch_effects import (
 from interp.errors import UserError
 from interp.models.loading import LoadedModel
 from interp.models.readout import reward_readout
+from interp.patching.attribution import attribution_estimates
 from interp.patching.items import build_items
 from interp.patching.pair import check_pair, load_pair
 from interp.patching.specs import make_patches, parse_positions
@@ -48,6 +56,7 @@ from interp.provenance import provenance
 from interp.sites import check_sites, parse_layers
 
 DIRECTIONS = ("base-into-rm", "rm-into-base")
+SCREENS = ("none", "attribution")
 BASE_READING = (
     "source_gap: the RM readout (final norm + score head) applied to the source model's final "
     "residual stream at the last token = value lens of the source at its last depth = the gap "
@@ -86,6 +95,11 @@ class PatchSettings(WordContrastChoice):
         None, "--probe-compare", kind="path", show_default=False,
         help="compare-probes output (folder or compare.parquet): direction cosines.",
     )  # fmt: skip
+    screen: str = option(
+        "none", "--screen", kind="choice", choices=SCREENS,
+        help="attribution: also estimate every patch from one backward pass and report its "
+        "agreement with the causal sweep (attribution_screen.csv).",
+    )  # fmt: skip
     self_test_items: int = 6
 
     def __post_init__(self) -> None:
@@ -102,6 +116,7 @@ class PatchRun(RunResult):
     sweep: SweepResult | None = None
     effects: pd.DataFrame | None = field(default=None, repr=False)
     summary: dict = field(default_factory=dict, repr=False)
+    screen: pd.DataFrame | None = field(default=None, repr=False)
 
     def headline(self) -> str:
         test = self.sweep.self_test
@@ -114,6 +129,13 @@ class PatchRun(RunResult):
                 f"{site}: largest normalised effect {top['normalised_effect']:.3f} at block "
                 f"{top['layer']} (position {top['position']}), 95% CI "
                 f"[{top['ci'][0]:.3f}, {top['ci'][1]:.3f}], p_FDR={top['p_fdr_bh']:.3g}"
+            )
+        for site, agree in self.summary.get("attribution_screen", {}).items():
+            rho = agree["spearman"]
+            lines.append(
+                f"{site} attribution screen: Spearman rho with causal {rho['rho']:.2f} "
+                f"(n={rho['n']}); top layer {agree.get('screen_top_layer')} "
+                f"{'is' if agree.get('top_layer_match') else 'is not'} a causal top layer"
             )
         lines.append(f"wrote {len(self.files)} files to {self.out}")
         return "\n".join(lines)
@@ -196,6 +218,9 @@ def run_patch(
     items = build_items(rm, prompts, words)
     positions = parse_positions(s.positions)
     patches = make_patches(s.sites, parse_layers(s.layers, rm.n_layers), positions)
+    attribution = None
+    if s.screen == "attribution":
+        attribution = attribution_estimates(receiver, source, readout, items, patches, progress)
     result = patch_sweep(
         receiver, source, readout, items, patches, s.patches_per_pass, s.self_test_items, progress
     )
@@ -219,6 +244,15 @@ def run_patch(
     if any(p is not None for p in positions):
         files += position_heatmap(effects, out / "patch_heatmap", title, design)
     summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses)
+    screen = None
+    if attribution is not None:
+        responses_order = items.table["response"].tolist()
+        screen = screen_table(attribution.estimate, patches, responses_order, design, effects)
+        files.append(write_table(screen, out / "attribution_screen.csv"))
+        summary["attribution_screen"] = screen_agreement(screen)
+        summary["attribution_seconds"] = round(attribution.seconds, 2)
     summary["files"] = [str(f) for f in files]
     files.append(write_json(summary, out / "patch_summary.json"))
-    return PatchRun(out, tuple(files), summary, sweep=result, effects=effects, summary=summary)
+    return PatchRun(
+        out, tuple(files), summary, sweep=result, effects=effects, summary=summary, screen=screen
+    )
