@@ -32,7 +32,7 @@ from analyses.inputs.preference_data import PreferenceData, load_preference_data
 from analyses.inputs.prompts import load_prompts
 from analyses.inputs.responses import load_responses
 from analyses.runs.common import PromptChoice, RunResult, write_json
-from analyses.runs.options import option
+from analyses.runs.options import comma_list, option
 from analyses.stats.contrast import CategoryPair, category_words
 from analyses.stats.training_dynamics import durability_table
 from interp.errors import UserError
@@ -68,6 +68,10 @@ class TrainRmSettings(PromptChoice):
     full: bool = option(False, "--full", kind="flag", help="Train every parameter.")
     train_last: int | None = option(None, "--train-last", kind="int", low=1, metavar="K", show_default=False,
                                     help="Train only the last K blocks, the final norm and the head.")  # fmt: skip
+    train_blocks: tuple[int, ...] | None = option(
+        None, "--train-blocks", parse=lambda t: parse_blocks(t), metavar="I,J", show_default=False,
+        help="Train only these decoder blocks (e.g. 10,11): not the head, not the final norm.",
+    )  # fmt: skip
     epochs: int = option(1, "--epochs", kind="int", low=1, help="Passes over the training pairs.")
     lr: float = option(1e-4, "--lr", kind="float", help="Learning rate (> 0).")
     batch_size: int = option(8, "--batch-size", kind="int", low=1, help="Pairs per step.")
@@ -90,11 +94,14 @@ class TrainRmSettings(PromptChoice):
 
     def __post_init__(self) -> None:
         chosen = [self.lora is not None, self.full, self.train_last is not None]
+        chosen.append(self.train_blocks is not None)
         if sum(chosen) > 1:
-            raise UserError("choose one of --lora R, --full, --train-last K")
+            raise UserError("choose one of --lora R, --full, --train-last K, --train-blocks I,J")
 
     @property
     def method(self) -> str:
+        if self.train_blocks is not None:
+            return "blocks"
         return "full" if self.full else "last-k" if self.train_last is not None else "lora"
 
     def train_config(self) -> TrainConfig:
@@ -102,7 +109,8 @@ class TrainRmSettings(PromptChoice):
         rank = self.lora or 8
         config = TrainConfig(
             method=self.method, lora_rank=rank, lora_alpha=self.lora_alpha or 2.0 * rank,
-            train_last=self.train_last or 4, epochs=self.epochs, lr=self.lr,
+            train_last=self.train_last or 4, train_blocks=tuple(self.train_blocks or ()),
+            epochs=self.epochs, lr=self.lr,
             batch_size=self.batch_size, max_length=self.max_length,
             eval_fraction=self.eval_fraction, checkpoint_every=self.checkpoint_every,
             save_checkpoints=self.save, seed=self.seed, max_pairs=self.max_pairs,
@@ -112,7 +120,18 @@ class TrainRmSettings(PromptChoice):
         return config
 
 
-assert set(METHODS) == {"lora", "full", "last-k"}  # the three ways TrainRmSettings.method names
+assert set(METHODS) == {"lora", "full", "last-k", "blocks"}  # what TrainRmSettings.method names
+
+
+def parse_blocks(text) -> tuple[int, ...] | None:
+    """``"10,11"`` -> ``(10, 11)``; a sequence of ints passes through."""
+    parts = comma_list(text) if isinstance(text, str) else text
+    if parts is None:
+        return None
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--train-blocks {text!r}: give block indices such as 10,11") from None
 
 
 @dataclass(frozen=True)
