@@ -33,6 +33,7 @@ from analyses.runs import (
     train_probes,
     train_rm,
     training_dynamics,
+    validate,
     value_lens,
 )
 from analyses.runs.options import Opt, cli_options
@@ -213,6 +214,7 @@ for _group, _name, _settings, _run in (
     (main, "patch", patch.PatchSettings, patch.run_patch),
     (main, "value-lens", value_lens.ValueLensSettings, value_lens.run_value_lens),
     (main, "demo", demo.DemoSettings, demo.run_demo),
+    (main, "validate", validate.ValidateSettings, validate.run_validate),
 ):  # fmt: skip
     command(_group, _name, _settings, _run)
 
