@@ -5,13 +5,18 @@ projection of one component (``mlp``: ``mlp.down_proj``; ``attn``: ``self_attn.o
 
     W  <-  W + alpha * u v^T
 
-with ``u`` the RM's effective score direction (``interp.models.readout.score_direction``, unit
-length) and ``v`` the unit difference between the mean inputs of that projection, at the last
-token, of the two word groups (``categories``: Agency minus Communion, so the RM now prefers
-Agency; ``shuffled``: a seeded split of the words into two halves with equal numbers of each
-category, the negative control's pseudo-categories). ``alpha`` is calibrated by secant steps so
-that the edit moves the edited groups' gap by ``target_sd`` standard deviations of the clean
-RM's word scores. Everything else (embeddings, other blocks, the other component of block ``k``,
+with ``u`` the direction in which block ``k``'s output moves the reward most, on average over the
+items (the mean gradient of the reward with respect to the residual after block ``k`` at the
+last token, unit length: a displacement along the head's own direction can be washed out by the
+blocks above) and ``v`` the minimum-norm solution of ``v . x_i = +1`` for the items of the first word
+group and ``-1`` for the second, ``x_i`` being the projection's input at item ``i``'s last token
+(least squares; with far fewer items than input dimensions it is exact). So at the position where
+the reward is read the edit writes ``+alpha u`` for one group and ``-alpha u`` for the other:
+``categories`` (Agency up, Communion down) or ``shuffled`` (a seeded split of the words into two
+halves with equal numbers of each category, the negative control's pseudo-categories, whose
+Agency - Communion gap the edit leaves unchanged). ``alpha`` is calibrated by secant steps so that
+the edit moves the groups' gap by ``target_sd`` standard deviations of the clean RM's word
+scores. Everything else (embeddings, other blocks, the other component of block ``k``,
 the final norm, the head) is bit-identical to the base, so the known answer is block ``k``.
 
 The edited model keeps its tokenizer; its name and fingerprint are renewed so every output records
@@ -30,7 +35,7 @@ import torch
 from analyses.stats.contrast import CategoryWords, word_means
 from interp.models.fingerprint import fingerprint
 from interp.models.loading import LoadedModel
-from interp.models.readout import reward_readout, score_direction
+from interp.models.readout import reward_readout
 from interp.patching.items import Items
 from interp.spans import forward_span
 
@@ -84,6 +89,29 @@ def projection_inputs(rm: LoadedModel, items: Items, block: int, component: str)
     return out
 
 
+def reward_gradient(rm: LoadedModel, items: Items, block: int) -> np.ndarray:
+    """Mean over items of d reward / d resid_post(block) at the last token ``[d_model]``."""
+    readout = reward_readout(rm)
+    total = np.zeros(rm.d_model)
+    flags = [(p, p.requires_grad) for p in rm.model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        for _, ids in _sequences(items):
+            with torch.no_grad():
+                hidden = forward_span(rm.backbone, 0, block + 1, input_ids=ids.to(rm.device))
+            hidden.requires_grad_(True)
+            with torch.enable_grad():
+                final = forward_span(rm.backbone, block + 1, rm.n_layers, hidden=hidden)
+                reward = readout.head(readout.norm(final[:, -1]))[..., 0].sum()
+                (grad,) = torch.autograd.grad(reward, hidden)
+            total += grad[:, -1].double().sum(0).cpu().numpy()
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    return total / len(items.table)
+
+
 @torch.no_grad()
 def item_scores(rm: LoadedModel, items: Items) -> np.ndarray:
     """The RM's reward of every item ``[N]`` (full-sequence passes, float64)."""
@@ -134,11 +162,11 @@ def edit_block(
     first, second = word_groups(design, labels, seed)
     responses = items.table["response"].tolist()
     inputs = projection_inputs(rm, items, block, component)
-    v = word_means(inputs.T, responses, first).mean(axis=1)
-    v = v - word_means(inputs.T, responses, second).mean(axis=1)
-    v = v / np.linalg.norm(v)
-    u = score_direction(rm).effective.astype(np.float64)
-    u = u / np.linalg.norm(u)
+    label = {**{w: 1.0 for w in first}, **{w: -1.0 for w in second}}
+    target_values = np.array([label.get(w, 0.0) for w in responses])
+    v = np.linalg.lstsq(inputs, target_values, rcond=None)[0]
+    gradient = reward_gradient(rm, items, block)
+    u = gradient / np.linalg.norm(gradient)
     clean = item_scores(rm, items)
     sd = float(np.nanstd(word_means(clean, responses, [*first, *second]), ddof=1))
     target = target_sd * sd
@@ -153,7 +181,8 @@ def edit_block(
             module.weight.copy_(original + alpha * direction)
         return _gap(item_scores(edited, items), responses, first, second) - base_gap
 
-    alpha, moved = 1.0, change(1.0)
+    alpha = target / (2 * float(np.linalg.norm(gradient)))  # first order: +-alpha |g| per group
+    moved = change(alpha)
     for _ in range(steps):
         if moved == 0 or not np.isfinite(moved):
             break

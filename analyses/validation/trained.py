@@ -40,20 +40,21 @@ from probes.io import ProbeDir
 from probes.layerwise import ProbeSettings, select_items
 
 FAMILY = "preference learned in known blocks"
-TRAINING = {"lr": 3e-4, "epochs": 2, "batch_size": 16, "max_length": 64, "eval_fraction": 0.2}
+TRAINING = {"lr": 3e-4, "epochs": 1, "batch_size": 16, "max_length": 64, "eval_fraction": 0.2}
 """Organism training settings (CPU-sized), recorded in each RM's ``train_record.json``."""
 
 
 def probe_folder(ctx: Context, loaded: LoadedModel, folder, seed: int):
     """``cache-activations`` then ``train-probes`` for one model; returns (store path, probes)."""
-    acts = folder / f"acts_{loaded.kind}.h5"
+    folder.mkdir(parents=True, exist_ok=True)
+    acts = folder / "acts.h5"
     settings = CacheActivationsSettings(
         model=loaded.name, kind=loaded.kind, responses=str(ctx.words), sites="resid_post",
         layers="all", positions="last", prompt_keys=EVAL_KEYS, out=acts, backend="torch",
         overwrite=True,
     )  # fmt: skip
     cache_for_model(loaded, settings)
-    probes = folder / f"probes_{loaded.kind}"
+    probes = folder / "probes"
     run_train_probes(TrainProbesSettings(acts=acts, out=probes, method=("diffmean",),
                                          bootstrap=200, seed=seed, no_figures=True))  # fmt: skip
     return acts, probes
@@ -61,13 +62,16 @@ def probe_folder(ctx: Context, loaded: LoadedModel, folder, seed: int):
 
 def probe_gains(ctx: Context, rm: LoadedModel, folder, seed: int) -> tuple[pd.DataFrame, bool]:
     """The probe rule's evidence (``rules.alignment_gain``) from the two stores, and whether its
-    full-data directions are the ones ``train-probes`` saved."""
-    base_acts, _ = probe_folder(ctx, ctx.base, folder, seed)
-    rm_acts, rm_probes = probe_folder(ctx, rm, folder, seed)
+    full-data directions are the ones ``train-probes`` saved. The base is cached as an RM with a
+    seeded head (``--as rm --random-head 0``: the trunk is the base's, the items the RM's exactly,
+    as ``compare-probes`` asks for identical inputs); no head is read from it."""
+    base_as_rm = load_model(ModelSpec(ctx.model, kind="rm", dtype="float32", random_head_seed=0))
+    base_acts, _ = probe_folder(ctx, base_as_rm, folder / "base", seed)
+    rm_acts, rm_probes = probe_folder(ctx, rm, folder / "rm_probes", seed)
     settings = ProbeSettings(methods=("diffmean",), seed=seed)
     with ActivationStore(base_acts) as sb, ActivationStore(rm_acts) as sr:
         data = select_items(sr, settings)
-        if not sb.items().equals(sr.items()):
+        if not sb.items.equals(sr.items):
             raise AssertionError("the base and RM stores hold different items")
         layers = {s.layer: s.name for s in sr.sites if s.kind == "resid_post"}
         x_rm = {layer: sr.load(name, data.rows) for layer, name in layers.items()}
