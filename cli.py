@@ -35,6 +35,7 @@ from analyses.runs import (
     train_probes,
     train_rm,
     training_dynamics,
+    validate,
     value_lens,
 )
 from analyses.runs.options import Opt, cli_options
@@ -247,6 +248,7 @@ for _group, _name, _settings, _run in (
     (main, "value-lens", value_lens.ValueLensSettings, value_lens.run_value_lens),
     (main, "audit", audit.AuditSettings, audit.run_audit),
     (main, "demo", demo.DemoSettings, demo.run_demo),
+    (main, "validate", validate.ValidateSettings, validate.run_validate),
 ):  # fmt: skip
     command(_group, _name, _settings, _run)
 

@@ -14,6 +14,12 @@ group); the fast path never pads, so the tokenizers' padding sides play no part.
 Resumable: each item group is a work unit written to ``OUT.parts/`` as it finishes
 (``interp.sweeps``), so a killed run rerun with the same command computes only the groups left.
 
+Screen. ``--screen attribution`` first estimates every patch linearly from one backward pass
+(``interp.patching.attribution``) and, after the causal sweep, writes ``attribution_screen.csv``
+(estimate beside causal, per patch) and its agreement with causal patching per site
+(``analyses.stats.attribution_screen``: Spearman rho with CI, top patch). Causal patching remains
+the reported result.
+
 Files: ``patch_effects.csv`` (one row per patch), ``patch_items.parquet`` (per-example values),
 ``value_lens_gap.csv``, ``value_lens_items.parquet``, ``patch_summary.json``, and figures
 ``layerwise_bias.png/.svg`` (+ ``patch_heatmap.png/.svg`` for position sweeps).
@@ -38,6 +44,7 @@ from analyses.runs.common import (
     write_table,
 )
 from analyses.runs.options import at_least, comma_list, option
+from analyses.stats.attribution_screen import screen_agreement, screen_table
 from analyses.stats.contrast import category_words
 from analyses.stats.patch_effects import (
     describe_test,
@@ -51,6 +58,7 @@ from interp.errors import UserError
 from interp.models.fingerprint import weights_digest
 from interp.models.loading import LoadedModel
 from interp.models.readout import reward_readout
+from interp.patching.attribution import attribution_estimates
 from interp.patching.items import build_items
 from interp.patching.pair import check_pair, load_pair
 from interp.patching.specs import make_patches, parse_positions
@@ -64,6 +72,7 @@ from interp.sweeps.plan import plan_items
 from interp.sweeps.workers import worker_from_env
 
 DIRECTIONS = ("base-into-rm", "rm-into-base")
+SCREENS = ("none", "attribution")
 BASE_READING = (
     "source_gap: the RM readout (final norm + its head) applied to the source model's final "
     "residual stream at the last token = value lens of the source at its last depth = the gap "
@@ -102,6 +111,11 @@ class PatchSettings(WordContrastChoice, ModelLoading):
         None, "--probe-compare", kind="path", show_default=False,
         help="compare-probes output (folder or compare.parquet): direction cosines.",
     )  # fmt: skip
+    screen: str = option(
+        "none", "--screen", kind="choice", choices=SCREENS,
+        help="attribution: also estimate every patch from one backward pass and report its "
+        "agreement with the causal sweep (attribution_screen.csv).",
+    )  # fmt: skip
     self_test_items: int = 6
 
     def validate(self) -> None:
@@ -119,6 +133,7 @@ class PatchRun(RunResult):
     sweep: SweepResult | None = None
     effects: pd.DataFrame | None = field(default=None, repr=False)
     summary: dict = field(default_factory=dict, repr=False)
+    screen: pd.DataFrame | None = field(default=None, repr=False)
 
     def headline(self) -> str:
         test = self.sweep.self_test
@@ -131,6 +146,13 @@ class PatchRun(RunResult):
                 f"{site}: largest normalised effect {top['normalised_effect']:.3f} at block "
                 f"{top['layer']} (position {top['position']}), 95% CI "
                 f"[{top['ci'][0]:.3f}, {top['ci'][1]:.3f}], p_FDR={top['p_fdr_bh']:.3g}"
+            )
+        for site, agree in self.summary.get("attribution_screen", {}).items():
+            rho = agree["spearman"]
+            lines.append(
+                f"{site} attribution screen: Spearman rho with causal {rho['rho']:.2f} "
+                f"(n={rho['n']}); top layer {agree.get('screen_top_layer')} "
+                f"{'is' if agree.get('top_layer_match') else 'is not'} a causal top layer"
             )
         lines.append(f"wrote {len(self.files)} files to {self.out}")
         return "\n".join(lines)
@@ -230,6 +252,9 @@ def _patch(s: PatchSettings, folder: RunFolder, progress: Progress, models):
         check_sites(model)
     items = build_items(rm, prompts, words)
     patches = make_patches(s.sites, parse_layers(s.layers, rm.n_layers), positions)
+    attribution = None
+    if s.screen == "attribution":
+        attribution = attribution_estimates(receiver, source, readout, items, patches, progress)
     parts, units = _group_units(
         s, receiver, source, readout, items, patches, folder.out, rm.fingerprint
     )
@@ -256,13 +281,21 @@ def _patch(s: PatchSettings, folder: RunFolder, progress: Progress, models):
     if any(p is not None for p in positions):
         files += position_heatmap(effects, out / "patch_heatmap", title, design)
     summary = _summary(s, result, effects, lens_gap, design, base, rm, prompts, responses, readout)
+    screen = None
+    if attribution is not None:
+        responses_order = items.table["response"].tolist()
+        screen = screen_table(attribution.estimate, patches, responses_order, design, effects)
+        files.append(write_table(screen, out / "attribution_screen.csv"))
+        summary["attribution_screen"] = screen_agreement(screen)
+        summary["attribution_seconds"] = round(attribution.seconds, 2)
     files.append(out / "patch_summary.json")
     files = [folder.final(f) for f in files]
     summary["files"] = [str(f) for f in files]
     write_json(summary, out / "patch_summary.json")
     run = PatchRun(
-        folder.out, tuple(files), summary, sweep=result, effects=effects, summary=summary
-    )
+        folder.out, tuple(files), summary, sweep=result, effects=effects, summary=summary,
+        screen=screen,
+    )  # fmt: skip
     return run, parts
 
 

@@ -40,7 +40,7 @@ from analyses.runs.common import (
     write_json,
     write_table,
 )
-from analyses.runs.options import option
+from analyses.runs.options import comma_list, option
 from analyses.stats.contrast import CategoryPair, category_words
 from analyses.stats.training_dynamics import durability_table
 from interp.atomic import RunFolder, check_writable
@@ -80,6 +80,10 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
     full: bool = option(False, "--full", kind="flag", help="Train every parameter.")
     train_last: int | None = option(None, "--train-last", kind="int", low=1, metavar="K", show_default=False,
                                     help="Train only the last K blocks, the final norm and the head.")  # fmt: skip
+    train_blocks: tuple[int, ...] | None = option(
+        None, "--train-blocks", parse=lambda t: parse_blocks(t), metavar="I,J", show_default=False,
+        help="Train only these decoder blocks (e.g. 10,11): not the head, not the final norm.",
+    )  # fmt: skip
     epochs: int = option(1, "--epochs", kind="int", low=1, help="Passes over the training pairs.")
     lr: float = option(1e-4, "--lr", kind="float", above=0, help="Learning rate (> 0).")
     batch_size: int = option(8, "--batch-size", kind="int", low=1, help="Pairs per step.")
@@ -107,8 +111,9 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
     def validate(self) -> None:
         super().validate()
         chosen = [self.lora is not None, self.full, self.train_last is not None]
+        chosen.append(self.train_blocks is not None)
         if sum(chosen) > 1:
-            raise UserError("choose one of --lora R, --full, --train-last K")
+            raise UserError("choose one of --lora R, --full, --train-last K, --train-blocks I,J")
         if self.lora_alpha is not None and self.method != "lora":
             raise UserError("--lora-alpha applies to LoRA training only")
         self.train_config()
@@ -121,6 +126,8 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
 
     @property
     def method(self) -> str:
+        if self.train_blocks is not None:
+            return "blocks"
         return "full" if self.full else "last-k" if self.train_last is not None else "lora"
 
     def train_config(self) -> TrainConfig:
@@ -128,7 +135,8 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
         rank = 8 if self.lora is None else self.lora
         config = TrainConfig(
             method=self.method, lora_rank=rank, lora_alpha=self.lora_alpha or 2.0 * rank,
-            train_last=self.train_last or 4, epochs=self.epochs, lr=self.lr,
+            train_last=self.train_last or 4, train_blocks=tuple(self.train_blocks or ()),
+            epochs=self.epochs, lr=self.lr,
             batch_size=self.batch_size, max_length=self.max_length,
             eval_fraction=self.eval_fraction, checkpoint_every=self.checkpoint_every,
             save_checkpoints=self.save, seed=self.seed, max_pairs=self.max_pairs,
@@ -140,8 +148,19 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
         return config
 
 
-assert set(METHODS) == {"lora", "full", "last-k"}  # the three ways TrainRmSettings.method names
+assert set(METHODS) == {"lora", "full", "last-k", "blocks"}  # what TrainRmSettings.method names
 _NOT_IN_RESUME_KEY = ("out", "overwrite", "device", "state_every")
+
+
+def parse_blocks(text) -> tuple[int, ...] | None:
+    """``"10,11"`` -> ``(10, 11)``; a sequence of ints passes through."""
+    parts = comma_list(text) if isinstance(text, str) else text
+    if parts is None:
+        return None
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--train-blocks {text!r}: give block indices such as 10,11") from None
 
 
 @dataclass(frozen=True)

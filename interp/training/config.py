@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from interp.errors import UserError
 
-METHODS = ("lora", "full", "last-k")
+METHODS = ("lora", "full", "last-k", "blocks")
 SAVE_MODES = ("all", "ends", "final", "none")
 CHECKPOINT_META = "valuebias_checkpoint.json"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -34,6 +34,7 @@ class TrainConfig:
     lora_alpha: float = 16.0
     lora_targets: tuple[str, ...] = LORA_TARGETS
     train_last: int = 4
+    train_blocks: tuple[int, ...] = ()
     epochs: int = 1
     lr: float = 1e-4
     batch_size: int = 8
@@ -79,6 +80,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be at least 1 (got {value})")
         if self.method == "last-k" and self.train_last < 1:
             raise UserError("--train-last K needs K >= 1")
+        if self.method == "blocks" and (not self.train_blocks or min(self.train_blocks) < 0):
+            raise UserError("--train-blocks needs one or more block indices (0 = the first)")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise UserError("--eval-fraction must be in [0, 1)")
         if self.lr <= 0:

@@ -1,7 +1,7 @@
 """Rewards of token sequences during training, the Bradley-Terry loss and pairwise evaluation.
 
 The reward is read at each sequence's last real token (right padding, explicit lengths), the same
-reading as ``interp.scoring``. ``FrozenTrunk`` caches the output of frozen lower blocks for
+reading as ``interp.scoring``. ``FrozenTrunk`` caches the output of frozen lower blocks (``last-k`` and ``blocks``) for
 ``last-k`` training. Losses are nats per pair; accuracy is the fraction of pairs with
 ``r_chosen > r_rejected`` (ties count one half).
 """

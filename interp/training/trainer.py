@@ -15,6 +15,9 @@ Training methods (``TrainConfig.method``):
   HF folders.
 - ``full``: every parameter.
 - ``last-k``: the last ``train_last`` decoder blocks, the final norm and the score head.
+- ``blocks``: only the decoder blocks ``train_blocks`` (e.g. ``(10, 11)``); the embeddings, every
+  other block, the final norm and the score head (seeded random when the base has none) stay as
+  they are, so the RM differs from its base exactly in those blocks.
 
 Checkpoints (``checkpoint-00000`` = before any update, then every ``checkpoint_every`` steps and
 at the end) are HF folders loadable by ``load_model(ModelSpec(path, kind="rm"))``; each holds
@@ -96,6 +99,11 @@ def _trainable(loaded: LoadedModel, config: TrainConfig) -> list[nn.Parameter]:
         p.requires_grad_(config.method == "full")
     if config.method == "full":
         return [p for p in model.parameters()]
+    if config.method == "blocks":
+        for index in _blocks(loaded, config):
+            for p in loaded.layers[index].parameters():
+                p.requires_grad_(True)
+        return [p for p in model.parameters() if p.requires_grad]
     for p in head.parameters():
         p.requires_grad_(True)
     if config.method == "lora":
@@ -115,6 +123,23 @@ def _trainable(loaded: LoadedModel, config: TrainConfig) -> list[nn.Parameter]:
             for p in norm.parameters():
                 p.requires_grad_(True)
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def _blocks(loaded: LoadedModel, config: TrainConfig) -> list[int]:
+    """The blocks a ``blocks`` run trains (refusing indices the model does not have)."""
+    bad = [i for i in config.train_blocks if i >= loaded.n_layers]
+    if bad:
+        raise UserError(f"--train-blocks {bad}: {loaded.name} has blocks 0..{loaded.n_layers - 1}")
+    return sorted(set(config.train_blocks))
+
+
+def _frozen_below(loaded: LoadedModel, config: TrainConfig) -> int:
+    """How many bottom blocks never change (their output can be cached once)."""
+    if config.method == "last-k":
+        return max(0, loaded.n_layers - config.train_last)
+    if config.method == "blocks":
+        return _blocks(loaded, config)[0]
+    return 0
 
 
 CheckpointHook = Callable[[Checkpoint, LoadedModel], dict | None]
@@ -151,11 +176,12 @@ def _prepare(
     train_idx, eval_idx = split_indices(len(encoded), config.eval_fraction, config.seed)
     params = _trainable(loaded, config)
     trunk = None
-    if config.method == "last-k" and loaded.n_layers - config.train_last > 0:
+    frozen = _frozen_below(loaded, config)
+    if frozen > 0:
         trunk = FrozenTrunk(
             loaded,
             list(encoded.chosen) + list(encoded.rejected),
-            loaded.n_layers - config.train_last,
+            frozen,
             config.eval_batch_size,
             progress,
         )

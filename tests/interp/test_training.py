@@ -251,6 +251,29 @@ def test_training_learns_a_separable_preference(tmp_path, tiny_llama_lm, method,
     assert meta["step"] == last.step and meta["heldout_accuracy"] == last.eval.accuracy
 
 
+def test_blocks_method_changes_only_those_blocks(tmp_path, tiny_llama_lm):
+    """``blocks``: the RM differs from its base (loaded as an RM with the same seeded head) in
+    blocks 1-2 only; the head, the norm, the embeddings and every other block are bit-identical."""
+    config = TrainConfig(
+        method="blocks", train_blocks=(1, 2), lr=3e-3, epochs=3, batch_size=8, max_length=64,
+        eval_fraction=0.25, seed=0, save_checkpoints="final",
+    )  # fmt: skip
+    result = train_reward_model(tiny_llama_lm, synthetic_pairs(64), config, tmp_path / "run")
+    assert result.record["frozen_trunk_cache"]
+    assert result.final.eval.loss < result.checkpoints[0].eval.loss  # it learned something
+    trained = load_model(ModelSpec(str(result.final.path), kind="rm")).model.state_dict()
+    base = load_model(ModelSpec(tiny_llama_lm, kind="rm", random_head_seed=0)).model.state_dict()
+    changed = {k for k in base if not torch.equal(base[k], trained[k])}
+    assert changed and all(k.startswith(("model.layers.1.", "model.layers.2.")) for k in changed)
+    with pytest.raises(UserError, match="train-blocks"):
+        TrainConfig(method="blocks").check()
+    with pytest.raises(UserError, match="blocks 0..3"):
+        bad = dataclasses.replace(config, train_blocks=(7,))
+        train_reward_model(tiny_llama_lm, synthetic_pairs(8), bad, tmp_path / "bad")
+    settings = TrainRmSettings(base="b", out=tmp_path, train_blocks=(1, 2))
+    assert settings.train_config().train_blocks == (1, 2) and settings.method == "blocks"
+
+
 def test_training_is_seeded(tmp_path, tiny_llama_lm):
     config = TrainConfig(
         method="lora",
