@@ -19,9 +19,11 @@ from typing import Any
 
 import yaml
 
+from analyses.runs.common import ModelLoading
 from analyses.runs.options import Opt, cli_options, comma_list, option
 from analyses.stats.contrast import CategoryPair
 from interp.errors import UserError
+from interp.models.placement import check_device
 
 STAGES = (
     "rm-preference",
@@ -54,8 +56,9 @@ def _stages(text) -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuditConfig:
-    """Every setting of ``audit`` (see ``analyses.audit.config``)."""
+class AuditConfig(ModelLoading):
+    """Every setting of ``audit`` (see ``analyses.audit.config``); how the models load
+    (``--trust-remote-code``, ``--device-map``, ``--max-memory``) is shared with every command."""
 
     rm: str = option(
         "", "--rm", help="Reward model: embedded name, HF id, local folder or train-rm checkpoint."
@@ -203,7 +206,7 @@ class AuditConfig:
         1000, "--bootstrap", kind="int", low=1, help="Bootstrap resamples per interval."
     )
     seed: int = option(0, "--seed", kind="int", help="Seed of every random draw.")
-    device: str | None = option(None, "--device", help="cpu, cuda ... [auto].")
+    device: str | None = option(None, "--device", check=check_device, help="cpu, cuda ... [auto].")
     quick: bool = option(
         False,
         "--quick",
@@ -211,11 +214,10 @@ class AuditConfig:
         help="A first look: 2 prompts, 12 words per category, fewer resamples.",
     )
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()  # every field against its declaration, and the model-loading rules
         if not self.rm or not self.base:
             raise UserError("audit needs --rm and --base (on the command line or in --config)")
-        for name, _default, opt in cli_options(type(self)):
-            _check_range(name, getattr(self, name), opt)
 
     def record(self) -> dict:
         """The resolved settings as JSON-ready data (stored with every output)."""
@@ -261,18 +263,6 @@ QUICK: dict[str, Any] = {
     "top_k": 10,
 }
 """What ``--quick`` changes (a YAML file or an option still wins)."""
-
-
-def _check_range(name: str, value: Any, opt: Opt) -> None:
-    flag = opt.flags[0] if opt.flags else name
-    if value is None or opt.kind not in ("int", "float"):
-        if opt.kind == "choice" and value is not None and value not in opt.choices:
-            raise UserError(f"{flag}: {value!r} is not one of {', '.join(opt.choices)}")
-        return
-    if opt.low is not None and value < opt.low:
-        raise UserError(f"{flag} must be at least {opt.low:g} (got {value})")
-    if opt.high is not None and value > opt.high:
-        raise UserError(f"{flag} must be at most {opt.high:g} (got {value})")
 
 
 def coerce(name: str, value: Any, opt: Opt) -> Any:

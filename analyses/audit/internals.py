@@ -51,6 +51,7 @@ def _acts_step(config: AuditConfig, inputs: AuditInputs, ledger: Ledger, progres
             model=name, kind="rm", revision=revision, random_head=head, device=config.device,
             prompts=str(inputs.prompts["internal"]), responses=str(inputs.words),
             sites=PROBE_SITE, layers="all", positions="last", out=folder / "acts.h5",
+            **config.load_kwargs(),
         )  # fmt: skip
         result = run_cache_activations(settings, progress=progress).result
         return {"file": ledger.rel(result.path), "n_items": result.n_items,
@@ -119,6 +120,7 @@ def _lens_step(config: AuditConfig, inputs: AuditInputs, ledger: Ledger, progres
             rm=config.rm, base=config.base, responses=str(inputs.words),
             prompts=str(inputs.prompts["internal"]), gap=config.gap, out=folder,
             bootstrap=config.bootstrap, seed=config.seed, device=config.device, overwrite=True,
+            **config.load_kwargs(),
         )  # fmt: skip
         run_value_lens(settings, progress=progress)
         gaps = pd.read_csv(folder / "value_lens_gap.csv")

@@ -91,7 +91,9 @@ def patching_stage(config: AuditConfig, inputs: AuditInputs, ledger: Ledger,
     def pair():
         if "pair" not in pair_cache:
             progress.note(f"loading the pair {config.base} -> {config.rm}")
-            pair_cache["pair"] = load_pair(config.base, config.rm, config.device)
+            pair_cache["pair"] = load_pair(
+                config.base, config.rm, config.device, **config.load_kwargs()
+            )
         return pair_cache["pair"]
 
     def common(folder: Path) -> dict:
@@ -100,6 +102,7 @@ def patching_stage(config: AuditConfig, inputs: AuditInputs, ledger: Ledger,
             prompts=str(inputs.prompts["patch"]), gap=config.gap, out=folder,
             sites=tuple(config.patch_sites), permutations=config.permutations,
             bootstrap=config.bootstrap, seed=config.seed, device=config.device, overwrite=True,
+            **config.load_kwargs(),
         )  # fmt: skip
 
     def sweep(folder: Path) -> dict:

@@ -116,7 +116,7 @@ def _score_step(stage: str, config: AuditConfig, inputs: AuditInputs, ledger: Le
             model=name, kind="rm" if is_rm else "lm", revision=revision,
             random_head=config.rm_random_head if is_rm else None, device=config.device,
             prompts=str(inputs.prompts["all"]), responses=str(inputs.words),
-            out=folder / "scores.parquet",
+            out=folder / "scores.parquet", **config.load_kwargs(),
         )  # fmt: skip
         result = run_score(settings, progress=progress)
         return {"file": ledger.rel(result.out), "n_rows": result.n_rows,

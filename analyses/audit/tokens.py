@@ -46,7 +46,7 @@ def token_stage(config: AuditConfig, inputs: AuditInputs, ledger: Ledger,
             model=config.rm, kind="rm", revision=config.rm_revision,
             random_head=config.rm_random_head, device=config.device,
             prompts=str(inputs.prompts["tokens"]), responses="vocab",
-            out=folder / "vocab_scores.parquet",
+            out=folder / "vocab_scores.parquet", **config.load_kwargs(),
         )  # fmt: skip
         result = run_score(settings, progress=progress)
         scores = read_score_table(result.out)

@@ -77,3 +77,33 @@ def test_prompt_and_word_subsets_are_spread_over_the_framings():
     assert [p.framing for p in four].count("positive") == 2 and len(four) == 4
     assert select_prompts(prompts, None) == prompts and select_prompts(prompts, 99) == prompts
     assert spread(list(range(10)), 3) == [0, 4, 9] and spread([1, 2], None) == [1, 2]
+
+
+def test_model_loading_options_are_the_shared_ones(tmp_path):
+    from cli import main
+
+    config = _yaml(tmp_path, "rm: a\nbase: b\ntrust-remote-code: true\ndevice-map: auto\n"
+                   "max-memory: 0=20GiB,cpu=64GiB\n")  # fmt: skip
+    resolved = AuditSettings(config=config).resolve()
+    assert resolved.load_kwargs() == {
+        "trust_remote_code": True, "device_map": "auto",
+        "max_memory": (("0", "20GiB"), ("cpu", "64GiB")),
+    }  # fmt: skip
+    with pytest.raises(UserError, match="--max-memory needs --device-map"):
+        AuditSettings(rm="a", base="b", max_memory="0=1GiB").resolve()
+    with pytest.raises(UserError, match="--device-map 'everywhere'"):
+        AuditSettings(rm="a", base="b", device_map="everywhere").resolve()
+    with pytest.raises(UserError, match="not a device name"):
+        AuditSettings(rm="a", base="b", device="gpu0").resolve()
+    shown = CliRunner().invoke(main, ["audit", "--help"]).output
+    assert "--trust-remote-code" in shown and "--device-map" in shown and "--max-memory" in shown
+
+
+def test_a_custom_code_preset_is_refused_without_the_flag(tmp_path):
+    from cli import main
+
+    args = ["audit", "--rm", "armorm-llama3-8b", "--base", "smollm2-135m-instruct",
+            "--out", str(tmp_path / "a"), "--quick"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "pass --trust-remote-code" in result.output
