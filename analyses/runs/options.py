@@ -130,6 +130,24 @@ def comma_list(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return parts or None
 
 
+def int_list(option_name: str, example: str) -> Callable[[Any], tuple[int, ...] | None]:
+    """A parser for a comma-separated list of whole numbers (``"10,11"`` -> ``(10, 11)``; a
+    sequence of ints passes through); anything else is a ``UserError`` showing ``example``."""
+
+    def parse(text) -> tuple[int, ...] | None:
+        parts = comma_list(text) if isinstance(text, str) else text
+        if parts is None:
+            return None
+        try:
+            return tuple(int(p) for p in parts)
+        except (TypeError, ValueError):
+            raise UserError(
+                f"{option_name} {text!r}: give whole numbers such as {example}"
+            ) from None
+
+    return parse
+
+
 def require(condition: bool, message: str) -> None:
     """Raise ``UserError(message)`` unless ``condition`` (for ``__post_init__`` checks)."""
     if not condition:

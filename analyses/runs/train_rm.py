@@ -40,7 +40,7 @@ from analyses.runs.common import (
     write_json,
     write_table,
 )
-from analyses.runs.options import comma_list, option
+from analyses.runs.options import int_list, option
 from analyses.stats.contrast import CategoryPair, category_words
 from analyses.stats.training_dynamics import durability_table
 from interp.atomic import RunFolder, check_writable
@@ -81,7 +81,7 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
     train_last: int | None = option(None, "--train-last", kind="int", low=1, metavar="K", show_default=False,
                                     help="Train only the last K blocks, the final norm and the head.")  # fmt: skip
     train_blocks: tuple[int, ...] | None = option(
-        None, "--train-blocks", parse=lambda t: parse_blocks(t), metavar="I,J", show_default=False,
+        None, "--train-blocks", parse=int_list("--train-blocks", "10,11"), metavar="I,J", show_default=False,
         help="Train only these decoder blocks (e.g. 10,11): not the head, not the final norm.",
     )  # fmt: skip
     epochs: int = option(1, "--epochs", kind="int", low=1, help="Passes over the training pairs.")
@@ -150,17 +150,6 @@ class TrainRmSettings(PromptChoice, Overwrite, ModelLoading):
 
 assert set(METHODS) == {"lora", "full", "last-k", "blocks"}  # what TrainRmSettings.method names
 _NOT_IN_RESUME_KEY = ("out", "overwrite", "device", "state_every")
-
-
-def parse_blocks(text) -> tuple[int, ...] | None:
-    """``"10,11"`` -> ``(10, 11)``; a sequence of ints passes through."""
-    parts = comma_list(text) if isinstance(text, str) else text
-    if parts is None:
-        return None
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise UserError(f"--train-blocks {text!r}: give block indices such as 10,11") from None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from analyses.runs.common import RunResult, write_json
-from analyses.runs.options import comma_list, option, require
+from analyses.runs.options import Settings, comma_list, int_list, option, require
 from analyses.validation.plan import Context, full_plan, quick_plan
 from analyses.validation.report import validation_section, write_html
 from analyses.validation.table import Row, rows_table, summary_line
@@ -45,18 +45,8 @@ FAMILY_ORDER = (
 )  # fmt: skip
 
 
-def parse_ints(text) -> tuple[int, ...] | None:
-    parts = comma_list(text) if isinstance(text, str) else text
-    if parts is None:
-        return None
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise UserError(f"--seeds {text!r}: give whole numbers such as 0,1") from None
-
-
 @dataclass(frozen=True, kw_only=True)
-class ValidateSettings:
+class ValidateSettings(Settings):
     """Which set of organisms, the model they are built from, resampling and CPU threads."""
 
     out: Path = option(Path("validation-out"), "--out", kind="path", required=True,
@@ -65,7 +55,7 @@ class ValidateSettings:
                          help="The reduced set (about 15 minutes on 2 CPU cores).")  # fmt: skip
     model: str = option("smollm2-135m-instruct", "--model", kind="choice",
                         choices=tuple(EMBEDDED), help="Embedded model the organisms are built from.")  # fmt: skip
-    seeds: tuple[int, ...] = option((0, 1), "--seeds", parse=parse_ints, metavar="S,T",
+    seeds: tuple[int, ...] = option((0, 1), "--seeds", parse=int_list("--seeds", "0,1"), metavar="S,T",
                                     help="Seeds of the full set. [default: 0,1]", show_default=False)  # fmt: skip
     only: tuple[str, ...] | None = option(
         None, "--only", parse=comma_list, metavar="FAMILIES", show_default=False,
@@ -85,7 +75,8 @@ class ValidateSettings:
                                  help="An RM trained from --model to use as the demo pair "
                                  "(default: the full set trains one with the demo's settings).")  # fmt: skip
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         require(bool(self.seeds), "--seeds: give at least one seed")
         bad = sorted(set(self.only or ()) - set(FAMILIES))
         require(not bad, f"--only: unknown families {bad}; use {', '.join(FAMILIES)}")
