@@ -23,11 +23,6 @@ def by_framing(rows: list[dict], key: str = "framing") -> dict[str, dict]:
     return {r[key]: r for r in rows}
 
 
-def headline_framing(rows: list[dict]) -> str:
-    labels = [r["framing"] for r in rows]
-    return "all" if "all" in labels else labels[0]
-
-
 def _excludes_zero(low, high) -> bool:
     return low is not None and high is not None and (low > 0 or high < 0)
 
@@ -78,32 +73,36 @@ def _rm_sentence(nums: Numbers, rm: dict, pair: tuple[str, str], rm_name: str) -
 
 
 def _base_sentence(nums: Numbers, base: dict, inheritance: dict, base_name: str) -> str:
-    f = headline_framing(base["contrasts"])
-    r = by_framing(base["contrasts"])[f]
-    share = by_framing(inheritance["shares"])[f]
-    rho = by_framing(inheritance["correlations"])[f]
-    where = "over all prompts" if f == "all" else f"under {f} prompts"
-    d = nums.ci(
-        "base_d", f"base log-prob Cohen's d, {where}", r["d"], r["d_ci_low"], r["d_ci_high"]
-    )
-    s = share["share"]
-    sh = nums.ci("share", "share of the RM's gap the base shows (d_base / d_rm)", s["value"],
-                 s["low"], s["high"], "plain")  # fmt: skip
-    c = rho["rho"]
-    rh = nums.ci("rho", "Spearman rho, base vs RM word preference", c["value"], c["low"],
-                 c["high"], "signed")  # fmt: skip
-    p = nums.add("rho_p", "p of rho (permutation, adjusted)", rho["test"]["p_adjusted"], "p")
-    if s["value"] is None:
-        share_text = "the share of the RM's gap it already shows is undefined (the RM's gap is 0)"
-    else:
-        share_text = (
-            f"that is a share d_base / d_RM = {sh} of the RM's standardised gap "
-            "(1 = the whole gap, 0 = none, < 0 = the opposite preference)"
-        )
+    """Per framing, never pooled (the paper's effects can reverse with framing): the base's own
+    gap, the share of the RM's gap it already shows, and the word-level correlation."""
+    shares = by_framing(inheritance["shares"])
+    rhos = by_framing(inheritance["correlations"])
+    parts = []
+    for r in [r for r in base["contrasts"] if r["framing"] != "all"] or base["contrasts"]:
+        f = r["framing"]
+        where = "under these prompts" if f in ("none", "all") else f"under {f} prompts"
+        d = nums.ci(f"base_d_{f}", f"base log-prob Cohen's d, {f} prompts", r["d"],
+                    r["d_ci_low"], r["d_ci_high"])  # fmt: skip
+        s = shares[f]["share"]
+        sh = nums.ci(f"share_{f}", f"share of the RM's gap the base shows (d_base / d_rm), {f} "
+                     "prompts", s["value"], s["low"], s["high"], "plain")  # fmt: skip
+        c = rhos[f]["rho"]
+        rh = nums.ci(f"rho_{f}", f"Spearman rho, base vs RM word preference, {f} prompts",
+                     c["value"], c["low"], c["high"], "signed")  # fmt: skip
+        p = nums.add(f"rho_p_{f}", f"p of rho (permutation, adjusted), {f} prompts",
+                     rhos[f]["test"]["p_adjusted"], "p")  # fmt: skip
+        if s["value"] is None:
+            share_text = (
+                "the share of the RM's gap it already shows is undefined (the RM's gap is 0)"
+            )
+        else:
+            share_text = f"a share d_base / d_RM = {sh} of the RM's standardised gap"
+        parts.append(f"{where} its log-probabilities give the same words a gap of Cohen's d = "
+                     f"{d}, {share_text}, and word by word the two models' preferences "
+                     f"correlate with Spearman's rho = {rh}, p = {p}")  # fmt: skip
     return (
-        f"Inherited: {where}, the base model {base_name}'s log-probabilities give the same "
-        f"words a gap of Cohen's d = {d}; {share_text}; word by word, the base's and the RM's "
-        f"preferences correlate with Spearman's rho = {rh}, p = {p}."
+        f"Inherited: for the base model {base_name}, " + "; ".join(parts) + " (share: 1 = the "
+        "whole gap, 0 = none, < 0 = the opposite preference)."
     )
 
 

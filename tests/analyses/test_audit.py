@@ -53,13 +53,16 @@ def test_answer_numbers_equal_a_computation_by_hand(tiny_audit):
     for framing in ("positive", "negative"):
         means = rm[rm["framing"] == framing].groupby("response")["score"].mean()
         assert numbers[f"rm_d_{framing}"].value == pytest.approx(_d(means))
-    base_means = base.groupby("response")["score"].mean()
-    rm_means = rm.groupby("response")["score"].mean()
-    assert numbers["base_d"].value == pytest.approx(_d(base_means))
-    assert numbers["share"].value == pytest.approx(_d(base_means) / _d(rm_means))
-    words = list(AGENCY + COMMUNION)
-    rho = sps.spearmanr(base_means[words], rm_means[words]).statistic
-    assert numbers["rho"].value == pytest.approx(rho)
+    for framing in ("positive", "negative"):  # per framing, never pooled
+        base_means = base[base["framing"] == framing].groupby("response")["score"].mean()
+        rm_means = rm[rm["framing"] == framing].groupby("response")["score"].mean()
+        assert numbers[f"base_d_{framing}"].value == pytest.approx(_d(base_means))
+        share = numbers[f"share_{framing}"].value
+        assert share == pytest.approx(_d(base_means) / _d(rm_means))
+        words = list(AGENCY + COMMUNION)
+        rho = sps.spearmanr(base_means[words], rm_means[words]).statistic
+        assert numbers[f"rho_{framing}"].value == pytest.approx(rho)
+    assert "base_d" not in numbers and "share" not in numbers  # no pooled headline
     assert numbers["n_words"].value == 14
     # the RM's scores really are the RM's: rewards (not log-probs, which are all negative)
     assert rm["kind"].eq("rm").all() and base["score"].lt(0).all()
