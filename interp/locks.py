@@ -55,6 +55,12 @@ class OutputLock:
         """Who the lock file says holds (or last held) the lock: pid, host, since."""
         return read_holder(self.file)
 
+    def refuse_if_held(self) -> None:
+        """``UserError`` (``in_use``) if another process holds the lock now (nothing created)."""
+        who = self.current_holder()
+        if who is not None:
+            raise UserError(in_use(self.path, who))
+
     def current_holder(self) -> dict | None:
         """The holder record if another process holds the lock now, else None (never creates
         the lock file; a shared probe released at once)."""
@@ -81,11 +87,7 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                who = self.holder()
-                raise UserError(
-                    f"{self.path} is in use by process {who.get('pid', '?')} on "
-                    f"{who.get('host', '?')} since {who.get('since', '?')}; wait for it to finish"
-                ) from None
+                raise UserError(in_use(self.path, self.holder())) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
             except FileNotFoundError:
@@ -130,6 +132,14 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def in_use(path, who: dict, advice: str = "wait for it to finish") -> str:
+    """The one message for an output another process holds: who, where, since when."""
+    return (
+        f"{path} is in use by process {who.get('pid', '?')} on {who.get('host', '?')} since "
+        f"{who.get('since', '?')}; {advice}"
+    )
 
 
 def _record() -> bytes:

@@ -21,7 +21,6 @@ from analyses.inputs.responses import response_words
 from analyses.runs.common import ModelChoice, PromptChoice, RunResult
 from analyses.runs.options import option
 from interp.atomic import check_writable, output_format
-from interp.errors import UserError
 from interp.locks import OutputLock
 from interp.models.loading import LoadedModel, load_model
 from interp.progress import Progress
@@ -82,12 +81,7 @@ def check_store_output(settings: CacheActivationsSettings) -> None:
     process is writing."""
     output_format(settings.out, STORE_SUFFIXES)
     check_writable(settings.out)
-    who = OutputLock(settings.out).current_holder()
-    if who is not None:
-        raise UserError(
-            f"{settings.out} is in use by process {who.get('pid', '?')} on {who.get('host', '?')} "
-            f"since {who.get('since', '?')}; wait for it to finish"
-        )
+    OutputLock(settings.out).refuse_if_held()
 
 
 def cache_for_model(

@@ -196,6 +196,8 @@ def run_score(settings: ScoreSettings, *, progress: Progress | None = None) -> S
     s = settings
     out = Path(s.out)
     check_writable(out)
+    if not parts_folder(out).exists():  # no sweep of ours under way: a holder is a foreign writer
+        OutputLock(out).refuse_if_held()
     prompts = load_prompts(s.prompts, s.prompt_keys, s.encoding)
     response_set = None
     if s.responses != "vocab":  # word files are read (or refused) before a model loads

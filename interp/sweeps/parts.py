@@ -24,7 +24,7 @@ import pandas as pd
 
 from interp import atomic
 from interp.errors import UserError
-from interp.locks import Claim
+from interp.locks import Claim, in_use
 from interp.provenance import FrameDigest, utc_now
 from interp.sweeps.plan import SweepPlan, WorkUnit
 
@@ -96,12 +96,10 @@ class Parts:
             if claim.try_acquire():
                 claim.release()  # a dead worker's claim: nothing in use
                 continue
-            who = claim.holder()
             raise UserError(
-                f"{self.folder} is in use by process {who.get('pid', '?')} on "
-                f"{who.get('host', '?')} since {who.get('since', '?')}; --overwrite never "
-                "removes units a live worker is computing"
-            )
+                in_use(self.folder, claim.holder(), "--overwrite never removes units a live "
+                       "worker is computing")
+            )  # fmt: skip
 
     @property
     def exists(self) -> bool:
