@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,scale]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-unit lint bench
+.PHONY: install demo test test-unit lint bench bench-peers
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -33,3 +33,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# valuebias against TransformerLens, nnsight, reward-lens and plain transformers, one run (~20 min
+# on 2 CPU cores): writes benchmarks/results/peers_cpu.json and prints the table
+bench-peers: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]' torch==2.13.0
+	$(BIN)/python benchmarks/run.py peers
