@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,scale]'
 	touch $(STAMP)
 
-.PHONY: install demo test test-unit lint bench chromium
+.PHONY: install demo test test-unit lint bench bench-peers chromium
 install: $(STAMP)
 
 # the browser test of report.html needs Chromium (Debian package); best effort, else it is skipped
@@ -39,3 +39,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# valuebias against TransformerLens, nnsight, reward-lens and plain transformers, one run (~20 min
+# on 2 CPU cores): writes benchmarks/results/peers_cpu.json and prints the table
+bench-peers: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]' torch==2.13.0
+	$(BIN)/python benchmarks/run.py peers

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from peers_common import current_rss_mib  # noqa: E402
 
 from activations.cache import cache_activations, default_batch_size  # noqa: E402
 from activations.items import plan_items  # noqa: E402
@@ -129,12 +131,6 @@ def paired_run(loaded, plan, sites, batch_size: int, backend: str, folder: Path)
         "items_per_s_bare": plan.n_items / sum(bare),
         "store_mib": (folder / f"{backend}.h5").stat().st_size / 2**20,
     }
-
-
-def current_rss_mib() -> float:
-    """Resident set size now (Linux ``/proc/self/statm``), MiB."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() / 2**20
 
 
 class RssTrace:

@@ -95,11 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     items = build_items(rm, paper_prompts()[: args.prompts], words)
     patches = [PatchSpec("resid_pre", layer) for layer in range(rm.n_layers)]
 
-    seqs, order = [], []
-    for g in items.groups:
-        for row, i in zip(g.suffixes.tolist(), g.item_index):
-            seqs.append(list(g.prefix) + row)
-            order.append(i)
+    seqs, order = items.sequences()
 
     def run_fast():
         return patch_sweep(rm, base, readout, items, patches, args.patches_per_pass)

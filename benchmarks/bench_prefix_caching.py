@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_activations import MODEL, WORDS, log  # noqa: E402
+from peers_common import agreement  # noqa: E402
 
 from activations.cache import cache_activations  # noqa: E402
 from activations.items import plan_items  # noqa: E402
@@ -93,12 +93,10 @@ def main(argv: list[str] | None = None) -> dict:
                     stores[name] = {k: f[f"acts/{k}"][:] for k in f["acts"]}
                 path.unlink()
             for key in stores["full"]:
-                full_rows, fast_rows = stores["full"][key], stores["prefix"][key]
-                diff = np.abs(full_rows - fast_rows)
-                max_diff = max(max_diff, float(diff.max()))
-                # relative to the size of the values: residual streams of SmolLM2 reach ~1e3
-                scale = np.maximum(1.0, np.abs(full_rows))
-                max_rel = max(max_rel, float((diff / scale).max()))
+                # relative to max(1, |value|): residual streams of SmolLM2 reach ~1e3
+                found = agreement(stores["full"][key], stores["prefix"][key], tolerance=1.0)
+                max_diff = max(max_diff, found["max_abs_diff"])
+                max_rel = max(max_rel, found["max_rel_diff"])
             log(f"prompt {i + 1}/{len(prompts)}: full {totals['full'][0]:.1f}s, "
                 f"prefix {totals['prefix'][0]:.1f}s (cumulative wall)")  # fmt: skip
     result = {

@@ -35,11 +35,11 @@ from interp.scoring import score_candidates, score_full_sequences  # noqa: E402
 PROMPT = "What, in one word, is the greatest thing ever?"
 
 
-def matmul_flops(seconds: float = 3.0) -> float:
-    """Best float32 GEMM throughput over a few shapes (FLOP/s)."""
+def matmul_flops(seconds: float = 3.0, dtype: torch.dtype = torch.float32) -> float:
+    """Best GEMM throughput in ``dtype`` over a few square and model-shaped products (FLOP/s)."""
     best = 0.0
     for m, k, n in ((2048, 2048, 2048), (3072, 576, 1536), (4096, 1536, 576)):
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         a @ b  # warm-up
         reps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds / 3:

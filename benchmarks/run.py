@@ -1,7 +1,9 @@
 """Run every benchmark in this folder, one after another: ``python benchmarks/run.py [names...]``.
 
 Each benchmark prints its own ratios, measured within its own run (never against numbers from
-another machine or another run). Names: scoring, activations, patching.
+another machine or another run). Names: scoring, activations, patching, peers (valuebias against TransformerLens,
+nnsight, reward-lens and plain transformers: ``bench_peers.py``; extra arguments after ``peers``
+go to it, e.g. ``run.py peers --quick``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ BENCHMARKS = {
     "scoring": "bench_scoring.py",
     "activations": "bench_activations.py",
     "patching": "bench_patching.py",
+    "peers": "bench_peers.py",
 }
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    if argv[:1] == ["peers"]:  # the peer comparison takes its own options
+        return subprocess.call([sys.executable, str(HERE / BENCHMARKS["peers"]), *argv[1:]])
+    names = argv or [n for n in BENCHMARKS if n != "peers"]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"error: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")

@@ -81,6 +81,16 @@ class Items:
     table: pd.DataFrame
     template_mode: str
 
+    def sequences(self) -> tuple[list[list[int]], list[int]]:
+        """Every item's whole ids (prefix + suffix), group by group, and each one's item number
+        (the slow reference paths and the benchmarks run these right-padded)."""
+        seqs, order = [], []
+        for g in self.groups:
+            for row, i in zip(g.suffixes.tolist(), g.item_index):
+                seqs.append(list(g.prefix) + row)
+                order.append(i)
+        return seqs, order
+
 
 def build_items(rm: LoadedModel, prompts: Sequence[Prompt], words: Sequence[str]) -> Items:
     """Every (prompt, word) conversation formatted by the RM's template (used for both models)."""

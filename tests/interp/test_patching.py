@@ -46,15 +46,6 @@ def _all_patches(n_layers: int, positions=(None, -2)):
     return [PatchSpec(s, layer, p) for s in SITES for layer in range(n_layers) for p in positions]
 
 
-def _sequences(items):
-    seqs, order = [], []
-    for g in items.groups:
-        for row, i in zip(g.suffixes.tolist(), g.item_index):
-            seqs.append(list(g.prefix) + row)
-            order.append(i)
-    return seqs, order
-
-
 def test_site_map_decomposes_every_block(pair):
     rm, _ = pair
     check_sites(rm)  # the shared site map (interp.sites) that site_hooks writes through
@@ -76,7 +67,7 @@ def test_fast_sweep_matches_plain_full_forward_passes(pair):
     patches = _all_patches(rm.n_layers, (None, -4))  # -4: a prompt-side token
     readout = reward_readout(rm)
     fast = patch_sweep(rm, other, readout, items, patches, group_size=2)
-    seqs, order = _sequences(items)
+    seqs, order = items.sequences()
     plain, clean = plain_patched_scores(
         rm,
         other,
@@ -103,7 +94,7 @@ def test_patching_every_residual_reproduces_the_source_model(pair):
         model.base_model.norm.weight.copy_(rm.backbone.norm.weight)
     source = dataclasses.replace(other, model=model)
     items = _items(rm, 1)
-    seqs, _ = _sequences(items)
+    seqs, _ = items.sequences()
     n = rm.n_layers
     capture = {("resid_post", layer): [] for layer in range(n)}
     ids = torch.tensor([seqs[0]])
@@ -137,7 +128,7 @@ def test_padding_sides_do_not_matter(other_dir, tiny_gemma_rm):
     )
     assert np.array_equal(same.patched, mixed.patched)
     # the padded reference path gets one right-padded id/mask tensor for both models
-    seqs, order = _sequences(items)
+    seqs, order = items.sequences()
     plain, _ = plain_patched_scores(
         rm, other, seqs, patches, readout, rm.tokenizer.pad_token_id, 5, rm.device
     )
