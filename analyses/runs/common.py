@@ -8,20 +8,22 @@
   set and keys), ``Resampling`` (seed, permutations, bootstrap), ``WordContrastChoice``
   (categorised words and the contrast read on them).
 - Outputs: ``output_file`` (a file output: format by extension, writable, locked while written)
-  and ``interp.atomic.RunFolder`` for folder outputs; ``write_table``/``write_json`` are atomic.
+  and ``interp.atomic.RunFolder`` for folder outputs (``in_run_folder``: a run built in its staging
+  folder, returned with the paths it has once swapped in); ``write_table``/``write_json`` are atomic.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from analyses.runs.options import Settings, comma_list, option
 from analyses.stats.contrast import CategoryPair
-from interp.atomic import check_writable, output_format, write_json, write_table
+from interp.atomic import RunFolder, check_writable, output_format, write_json, write_table
 from interp.errors import UserError
 from interp.files import check_encoding
 from interp.locks import OutputLock
@@ -209,6 +211,14 @@ def output_file(path: str | Path, formats: tuple[str, ...], what: str = "--out")
     check_writable(path)
     with OutputLock(path):
         yield path
+
+
+def in_run_folder(out: str | Path, overwrite: bool, body: Callable[[Path], RunResult]):
+    """``body(work)`` inside a ``RunFolder`` for ``out`` (staged, locked, swapped in whole when it
+    returns); its result with ``out`` and ``files`` as they are once swapped in."""
+    with RunFolder(out, overwrite=overwrite) as folder:
+        run = body(folder.work)
+    return dataclasses.replace(run, out=folder.out, files=tuple(map(folder.final, run.files)))
 
 
 def short_name(name: str) -> str:

@@ -12,7 +12,6 @@ the paper's ``exact``, recorded), and figures.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from analyses.runs.common import (
     Resampling,
     RunResult,
     TextInputs,
+    in_run_folder,
     write_json,
     write_table,
 )
@@ -48,7 +48,7 @@ from analyses.stats.implicit_reward import (
     merge_key,
 )
 from analyses.stats.stage2 import stage2
-from interp.atomic import RunFolder, atomic_path
+from interp.atomic import atomic_path
 from interp.models.loading import LoadedModel, ModelSpec, load_model
 from interp.models.placement import check_device
 from interp.progress import NoProgress, Progress
@@ -179,10 +179,10 @@ def run_implicit_reward(
     settings: ImplicitRewardSettings, *, progress: Progress | None = None
 ) -> ImplicitRewardRun:
     """Implicit reward (MWLR) of MODEL-2 over MODEL-1 on next-token distributions, with statistics."""
-    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
-        run = _implicit_reward(settings, folder.work, progress or NoProgress())
-    files = tuple(map(folder.final, run.files))
-    return dataclasses.replace(run, out=folder.out, files=files)
+    progress = progress or NoProgress()
+    return in_run_folder(
+        settings.out, settings.overwrite, lambda work: _implicit_reward(settings, work, progress)
+    )
 
 
 def _implicit_reward(s: ImplicitRewardSettings, out: Path, progress: Progress) -> ImplicitRewardRun:

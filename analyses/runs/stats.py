@@ -12,7 +12,6 @@ with CI, p, correction, family of tests); every summary carries provenance.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from analyses.runs.common import (
     Resampling,
     RunResult,
     TextInputs,
+    in_run_folder,
     write_json,
     write_table,
 )
@@ -38,7 +38,6 @@ from analyses.stats.ranking import categorised_scores
 from analyses.stats.register import stage1_rows, stage2_rows
 from analyses.stats.stage1 import Stage1Result, records, stage1
 from analyses.stats.stage2 import Stage2Result, stage2
-from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
@@ -345,9 +344,10 @@ def _run_stage2(s: StatsSettings, table, lex, prov, out: Path) -> tuple[list, St
 
 def run_stats(settings: StatsSettings, *, progress: Progress | None = None) -> StatsRun:
     """The paper's statistics on a score table, with the model-level tests and robustness checks."""
-    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
-        run = _stats(settings, folder.work, progress or NoProgress())
-    return dataclasses.replace(run, out=folder.out, files=tuple(map(folder.final, run.files)))
+    progress = progress or NoProgress()
+    return in_run_folder(
+        settings.out, settings.overwrite, lambda work: _stats(settings, work, progress)
+    )
 
 
 def _stats(s: StatsSettings, out: Path, progress: Progress) -> StatsRun:

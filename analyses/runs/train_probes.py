@@ -6,16 +6,14 @@ not to, ``layer_curves`` and ``embedding_<site>`` figures.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from activations.store import ActivationStore
-from analyses.runs.common import Overwrite, RunResult
+from analyses.runs.common import Overwrite, RunResult, in_run_folder
 from analyses.runs.options import option
 from analyses.stats.contrast import CategoryPair
-from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import Progress
 from probes.fit import METHODS
@@ -117,9 +115,9 @@ def run_train_probes(
     settings: TrainProbesSettings, *, progress: Progress | None = None
 ) -> ProbeRun:
     """Fit one probe per (site, layer) with word-grouped CV, bootstrap CIs and a control."""
-    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
-        run = _train_probes(settings, folder.work, progress)
-    return dataclasses.replace(run, out=folder.out, files=tuple(map(folder.final, run.files)))
+    return in_run_folder(
+        settings.out, settings.overwrite, lambda work: _train_probes(settings, work, progress)
+    )
 
 
 def _train_probes(s: TrainProbesSettings, out: Path, progress: Progress | None) -> ProbeRun:

@@ -30,7 +30,7 @@ from analyses.inputs.training_scores import (
     read_rank_results,
     read_token_list,
 )
-from analyses.runs.common import Overwrite, RunResult, write_json, write_table
+from analyses.runs.common import Overwrite, RunResult, in_run_folder, write_json, write_table
 from analyses.runs.options import key_value_pairs, option
 from analyses.stats.contrast import CategoryPair
 from analyses.stats.training_dynamics import (
@@ -39,7 +39,6 @@ from analyses.stats.training_dynamics import (
     final_checkpoints,
     rank_changes,
 )
-from interp.atomic import RunFolder
 from interp.errors import UserError
 from interp.progress import NoProgress, Progress
 from interp.provenance import provenance
@@ -181,10 +180,10 @@ def run_training_dynamics(
     settings: TrainingDynamicsSettings, *, progress: Progress | None = None
 ) -> TrainingDynamicsRun:
     """Median ranks per checkpoint, the rank gap, Fig 5 rank changes and final-checkpoint comparisons."""
-    with RunFolder(settings.out, overwrite=settings.overwrite) as folder:
-        run = _training_dynamics(settings, folder.work, progress or NoProgress())
-    files = tuple(folder.final(f) for f in run.files)
-    return TrainingDynamicsRun(folder.out, files, run.provenance, summary=run.summary)
+    progress = progress or NoProgress()
+    return in_run_folder(
+        settings.out, settings.overwrite, lambda work: _training_dynamics(settings, work, progress)
+    )
 
 
 def _training_dynamics(s: TrainingDynamicsSettings, out: Path, progress: Progress):
