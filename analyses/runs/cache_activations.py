@@ -24,6 +24,7 @@ from interp.atomic import check_writable, output_format
 from interp.locks import OutputLock
 from interp.models.loading import LoadedModel, load_model
 from interp.progress import Progress
+from interp.prompts import Prompt
 from interp.sites import BACKENDS, parse_sites
 
 
@@ -84,13 +85,21 @@ def check_store_output(settings: CacheActivationsSettings) -> None:
     OutputLock(settings.out).refuse_if_held()
 
 
+def read_cache_inputs(settings: CacheActivationsSettings) -> tuple[list[Prompt], ResponseWords]:
+    """Check the output (``check_store_output``), then read the prompts and the words: what a
+    run needs before any model is loaded."""
+    check_store_output(settings)
+    prompts = load_prompts(settings.prompts, settings.prompt_keys, settings.encoding)
+    return prompts, response_words(settings.responses, settings.encoding)
+
+
 def cache_for_model(
     loaded: LoadedModel, settings: CacheActivationsSettings, progress: Progress | None = None,
-    words: ResponseWords | None = None,
+    inputs: tuple[list[Prompt], ResponseWords] | None = None,
 ) -> CacheResult:  # fmt: skip
     """Cache activations of an already loaded model with ``settings`` (its model fields unused);
-    ``words``: the responses, when already read."""
-    check_store_output(settings)
+    ``inputs``: ``read_cache_inputs(settings)`` when already read."""
+    prompts, words = inputs or read_cache_inputs(settings)
     cache_settings = CacheSettings(
         sites=parse_sites(settings.sites, settings.layers, loaded.n_layers),
         positions=settings.positions,
@@ -99,8 +108,6 @@ def cache_for_model(
         batch_size=settings.batch_size,
         route="full-sequence" if settings.full_sequences else None,
     )
-    prompts = load_prompts(settings.prompts, settings.prompt_keys, settings.encoding)
-    words = words or response_words(settings.responses, settings.encoding)
     plan = plan_items(loaded, prompts, words)
     return cache_activations(
         loaded, plan, cache_settings, settings.out, overwrite=settings.overwrite, progress=progress
@@ -111,8 +118,8 @@ def run_cache_activations(
     settings: CacheActivationsSettings, *, progress: Progress | None = None
 ) -> CacheActivationsRun:
     """Cache activations of every (prompt, response) item to HDF5 (resumable: rerun to continue)."""
-    check_store_output(settings)  # inputs and output are checked before the model loads
-    load_prompts(settings.prompts, settings.prompt_keys, settings.encoding)
-    words = response_words(settings.responses, settings.encoding)
-    result = cache_for_model(load_model(settings.model_spec(), progress), settings, progress, words)
+    inputs = read_cache_inputs(settings)  # inputs and output are checked before the model loads
+    result = cache_for_model(
+        load_model(settings.model_spec(), progress), settings, progress, inputs
+    )
     return CacheActivationsRun(result.path, (result.path,), result=result)
