@@ -73,3 +73,15 @@ def tiny_gemma_rm(tiny_dir) -> str:
 def other_dir(tmp_path_factory) -> Path:
     """Where tests build tiny models with other seeds or depths (``helpers.other_rm``)."""
     return tmp_path_factory.mktemp("other-models")
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tests of many tiny passes avoid waiting on a second,
+    busy core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

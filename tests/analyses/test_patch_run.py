@@ -9,15 +9,12 @@ import pytest
 
 from analyses.runs.patch import PatchSettings, run_patch
 from analyses.stats.contrast import CategoryPair, category_words
-from tests.helpers import AGENCY, COMMUNION, WORDS, other_rm
+from tests.helpers import AGENCY, COMMUNION, WORDS, other_rm, word_categories
 
 
 def test_run_patch_writes_outputs(tmp_path, tiny_llama_rm, other_dir):
     words = tmp_path / "words.csv"
-    pd.DataFrame(
-        [(w, "Agency") for w in AGENCY] + [(w, "Communion") for w in COMMUNION],
-        columns=["response", "category"],
-    ).to_csv(words, index=False)
+    word_categories().to_csv(words, index=False)
     settings = PatchSettings(
         base=other_rm(other_dir, "llama"), rm=tiny_llama_rm, responses=str(words),
         out=tmp_path / "out", prompt_keys=("greatest_ever_one", "best_world_one"),

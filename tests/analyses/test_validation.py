@@ -28,13 +28,7 @@ from interp.progress import NoProgress
 PAIR = CategoryPair("Agency", "Communion")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny passes: one thread avoids waiting on a second, busy core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny passes
 
 
 def _design():

@@ -26,7 +26,7 @@ from interp.patching.reference import plain_patched_scores
 from interp.patching.specs import PatchSpec, positions_masks
 from interp.sites import Replacement, site_hooks
 from interp.spans import forward_span
-from tests.helpers import AGENCY, COMMUNION, WORDS, other_rm
+from tests.helpers import WORDS, other_rm, word_categories
 
 
 def _norm64(self, x):
@@ -43,13 +43,7 @@ def _double(loaded):
     return dataclasses.replace(loaded, model=model, dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny passes: one thread avoids waiting on a second, busy core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # many tiny passes
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +150,7 @@ def test_spearman_ci_and_top_set():
 
 def test_patch_screen_option(tmp_path, tiny_llama_rm, other_dir):
     words = tmp_path / "words.csv"
-    pd.DataFrame(
-        [(w, "Agency") for w in AGENCY] + [(w, "Communion") for w in COMMUNION],
-        columns=["response", "category"],
-    ).to_csv(words, index=False)
+    word_categories().to_csv(words, index=False)
     settings = PatchSettings(
         base=other_rm(other_dir, "llama"), rm=tiny_llama_rm, responses=str(words),
         out=tmp_path / "out", prompt_keys=("greatest_ever_one",), sites=("resid_post", "mlp_out"),
